@@ -1,0 +1,134 @@
+"""One training run, described by a frozen dataclass that is validated before anything runs.
+
+A `RunConfig` names the method, dataset and inference time steps `T`; every other field may be left
+`None` and is then filled by `resolve()` from the method's preset for the chosen profile and dataset.
+The resolved config is what gets hashed into the run id, saved beside every checkpoint and written
+into every result row, so two runs with the same resolved config are the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "paper")
+AUGMENTATIONS = ("none", "flip_roll", "nda")
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot run; the message says which field and how to fix it."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    method: str
+    dataset: str
+    T: int  # inference time steps: the frames the SNN sees at test time
+    seed: int = 0
+    profile: str = "smoke"
+    # Frames per sample the event stream is integrated into. HSD and DTS use the dataset's F_total;
+    # same-time-step training (STS, TET, SLTT, TCJA) integrates the whole stream into T frames.
+    frames: int | None = None
+    pre_frames: int | None = None  # T_p: frames of the ANN pre-training window (HT methods)
+    L: int | None = None  # QCFS quantization step
+    kd_lambda: float | None = None  # weight of the distillation term (HSD's λ)
+    tau: float | None = None  # distillation temperature
+    epochs: int | None = None  # SNN training / fine-tuning epochs
+    pre_epochs: int | None = None  # ANN pre-training epochs (HT methods)
+    batch_size: int | None = None
+    lr: float | None = None
+    pre_lr: float | None = None
+    weight_decay: float | None = None
+    size: int | None = None  # input frames are resized to size x size
+    width: float | None = None  # channel width multiplier of the architecture
+    neuron: str | None = None
+    augment: str | None = None
+    bf16: bool = False
+    options: tuple[tuple[str, Any], ...] = field(default=())  # method-specific, sorted by name
+
+    def __post_init__(self) -> None:
+        # Accept a dict for convenience but store a sorted tuple so the config stays hashable.
+        opts = self.options
+        if isinstance(opts, dict):
+            opts = tuple(sorted(opts.items()))
+        else:
+            opts = tuple(sorted(tuple(kv) for kv in opts))
+        object.__setattr__(self, "options", opts)
+
+    # -- convenience -------------------------------------------------------------------------
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["options"] = dict(self.options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown run config fields {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
+    def run_id(self) -> str:
+        """Stable short hash of the config (resolve it first so defaults are part of the id)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def first_eval_frame(self) -> int:
+        """Index of the first frame the SNN sees at inference (T_p for HT methods, else 0)."""
+        return self.pre_frames or 0
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check a resolved config; raises ConfigError naming the field and the fix."""
+    _check(
+        cfg.profile in PROFILES, f"unknown profile {cfg.profile!r}; valid: {', '.join(PROFILES)}"
+    )
+    _check(isinstance(cfg.T, int) and cfg.T >= 1, f"T must be an integer >= 1, got {cfg.T!r}")
+    _check(cfg.frames is not None and cfg.frames >= 1, f"frames must be >= 1, got {cfg.frames!r}")
+    pre = cfg.pre_frames or 0
+    _check(pre >= 0, f"pre_frames (T_p) must be >= 0, got {pre}")
+    _check(
+        pre + cfg.T <= cfg.frames,
+        f"T_p + T = {pre} + {cfg.T} = {pre + cfg.T} exceeds the {cfg.frames} frames per sample; "
+        f"lower T or pre_frames, or integrate into more frames",
+    )
+    if cfg.L is not None:
+        _check(
+            isinstance(cfg.L, int) and cfg.L >= 1,
+            f"L (QCFS step) must be an integer >= 1, got {cfg.L!r}",
+        )
+    for name in ("kd_lambda", "tau", "lr", "pre_lr"):
+        v = getattr(cfg, name)
+        if v is not None:
+            ok = math.isfinite(v) and (v > 0 or (name == "kd_lambda" and v == 0))
+            _check(ok, f"{name} must be a positive finite number, got {v!r}")
+    for name in ("epochs", "pre_epochs", "batch_size", "size"):
+        v = getattr(cfg, name)
+        if v is not None:
+            _check(
+                isinstance(v, int) and v >= (0 if "epochs" in name else 1), f"{name} invalid: {v!r}"
+            )
+    if cfg.width is not None:
+        _check(cfg.width > 0, f"width must be > 0, got {cfg.width!r}")
+    if cfg.augment is not None:
+        _check(
+            cfg.augment in AUGMENTATIONS,
+            f"unknown augment {cfg.augment!r}; valid: {', '.join(AUGMENTATIONS)}",
+        )

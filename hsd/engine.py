@@ -1,0 +1,318 @@
+"""The one training and evaluation engine, shared by HSD and every baseline.
+
+- `train_one_epoch`: one pass over the batches; neuron state is reset in a `finally` after every
+  batch, so an exception can never leak membrane potential into the next batch or evaluation.
+- `evaluate`: the model's logits at every t <= T, accuracy from the cumulative mean of logits, plus
+  firing rates and synaptic operations (see `hsd.metrics`).
+- `fit`: epochs of one training stage with the paper's cosine schedule, a checkpoint each epoch
+  (resumed transparently), and model selection on the validation split — never on test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from hsd import metrics
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+# A step function does its own forward and backward (SLTT back-propagates per time step) and
+# returns the loss value; the engine still zeroes gradients, resets state and steps the optimizer.
+StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; the harness records a 'diverged' row."""
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this run: CUDA allocator peak on GPU; on CPU the process's peak resident set
+    (an upper bound that includes the interpreter and libraries, as the OS reports it)."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def forward_frames(model: nn.Module, x: torch.Tensor, *, ann: bool) -> torch.Tensor:
+    """Logits `[T, N, K]` for frames `[T, N, C, H, W]`. A 2-D ANN sees each frame as an
+    independent image (the paper's ANN temporal training); an SNN consumes the sequence."""
+    if ann:
+        t, n = x.shape[:2]
+        return model(x.flatten(0, 1)).view(t, n, -1)
+    return model(x)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    *,
+    loss_fn: LossFn | None = None,
+    step_fn: StepFn | None = None,
+    device: torch.device = torch.device("cpu"),
+    bf16: bool = False,
+) -> dict[str, float]:
+    """One epoch; exactly one of `loss_fn` (the engine back-propagates it) or `step_fn`."""
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError("pass exactly one of loss_fn or step_fn")
+    model.train()
+    total, count = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        try:
+            with autocast(device, bf16):
+                if step_fn is not None:
+                    value = float(step_fn(model, x, y))
+                else:
+                    loss = loss_fn(model, x, y)
+                    value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DivergedError(f"training loss became {value}")
+            if step_fn is None:
+                loss.backward()
+            optimizer.step()
+        finally:
+            functional.reset_net(model)
+        total += value * len(y)
+        count += len(y)
+    return {"loss": total / max(count, 1)}
+
+
+@dataclass
+class Evaluation:
+    """Test-set measurements of one model at every inference step t = 1..T."""
+
+    acc: np.ndarray  # [T] accuracy from the cumulative mean of logits up to t
+    macs: np.ndarray  # [T] multiply-accumulates per sample up to t (analog first layer)
+    acs: np.ndarray  # [T] accumulates per sample up to t (spike-driven layers)
+    firing_rates: dict[str, float]  # per spiking layer, mean over all steps
+    params: int
+    samples: int
+    eval_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def T(self) -> int:
+        return len(self.acc)
+
+    def rows(self, cfg) -> list[dict[str, Any]]:
+        energy = metrics.energy_joules(self.macs, self.acs)
+        mean_rate = float(np.mean(list(self.firing_rates.values()))) if self.firing_rates else 0.0
+        out = []
+        for i in range(self.T):
+            t = i + 1
+            out.append(
+                {
+                    "t": t,
+                    "acc": float(self.acc[i]),
+                    # Sensor-time latency: the last frame used over the frames per sample.
+                    "stream_fraction": (cfg.first_eval_frame + t) / cfg.frames,
+                    "macs": float(self.macs[i]),
+                    "acs": float(self.acs[i]),
+                    "energy_j": float(energy[i]),
+                    "firing_rate": mean_rate,
+                    "params": self.params,
+                    "test_samples": self.samples,
+                    "eval_s": round(self.eval_s, 3),
+                    **self.extra,
+                }
+            )
+        return out
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    batches: Batches,
+    *,
+    ann: bool = False,
+    bf16: bool = False,
+    device: torch.device = torch.device("cpu"),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits `[T, N, K]` (float32, on CPU) and targets `[N]` of a pass in eval mode."""
+    model.eval()
+    logits, targets = [], []
+    for x, y in batches:
+        try:
+            with autocast(device, bf16):
+                out = forward_frames(model, x, ann=ann)
+        finally:
+            functional.reset_net(model)
+        logits.append(out.float().cpu())
+        targets.append(y.cpu())
+    return torch.cat(logits, dim=1), torch.cat(targets)
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Batches,
+    *,
+    bf16: bool = False,
+    device: torch.device = torch.device("cpu"),
+) -> Evaluation:
+    """Accuracy at every t, firing rates and synaptic operations of a spiking model on `batches`."""
+    start = time.perf_counter()
+    with metrics.SpikeStats(model) as stats:
+        logits, target = predict(model, batches, bf16=bf16, device=device)
+    return Evaluation(
+        acc=metrics.accuracy_per_t(logits, target),
+        macs=np.asarray(stats.macs_per_t(), dtype=float),
+        acs=np.asarray(stats.acs_per_t(), dtype=float),
+        firing_rates=stats.firing_rates(),
+        params=metrics.count_parameters(model),
+        samples=len(target),
+        eval_s=time.perf_counter() - start,
+    )
+
+
+def validation_accuracy(
+    model: nn.Module, batches: Batches, *, ann: bool, bf16: bool, device: torch.device
+) -> float:
+    """Accuracy of the full-window prediction (mean of logits over all frames)."""
+    logits, target = predict(model, batches, ann=ann, bf16=bf16, device=device)
+    return float(metrics.accuracy_per_t(logits, target)[-1])
+
+
+# -- optimisation recipe pieces ---------------------------------------------------------------
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The paper's optimisers: SGD (momentum 0.9) for ANN pre-training, Adam elsewhere."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; valid: sgd, adam")
+
+
+def cosine(optimizer: torch.optim.Optimizer, epochs: int):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+
+
+# -- a training stage with checkpoints and model selection ------------------------------------
+
+
+@dataclass
+class Stage:
+    """One training stage of a recipe (e.g. HSD's 'pretrain' then 'finetune')."""
+
+    name: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    train_batches: Callable[[int], Batches]  # epoch -> batches (the epoch seeds the shuffle)
+    val_batches: Callable[[], Batches]
+    loss_fn: LossFn | None = None
+    step_fn: StepFn | None = None
+    ann: bool = False  # evaluate as a 2-D ANN over independent frames
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint without unpickling arbitrary objects."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(
+    stage: Stage,
+    *,
+    run_id: str,
+    device: torch.device,
+    bf16: bool = False,
+    checkpoint_dir: Path | None = None,
+    on_epoch=None,
+) -> dict[str, Any]:
+    """Train `stage.model` for `stage.epochs` epochs; keep and load the best-validation weights.
+
+    With a `checkpoint_dir`, the state after every epoch is written atomically to
+    `<dir>/<stage>.pt` and a rerun continues after the last finished epoch, so a killed trial
+    loses at most the epoch in flight. Returns the stage summary (best validation accuracy, epochs).
+    """
+    model = stage.model
+    scheduler = cosine(stage.optimizer, stage.epochs)
+    path = checkpoint_dir / f"{stage.name}.pt" if checkpoint_dir is not None else None
+    start, best_acc, best_state, history = 0, -1.0, None, []
+    if path is not None and path.exists():
+        ck = load_checkpoint(path)
+        if ck.get("run_id") != run_id:
+            raise ValueError(
+                f"checkpoint {path} belongs to run {ck.get('run_id')}, not {run_id}; "
+                "remove it or use another checkpoint folder"
+            )
+        try:
+            model.load_state_dict(ck["model"])
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {path} is from another architecture: {err}") from None
+        stage.optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        start, best_acc, best_state = ck["epoch"], ck["best_acc"], ck["best_state"]
+        history = list(ck["history"])
+    for epoch in range(start + 1, stage.epochs + 1):
+        t0 = time.perf_counter()
+        stats = train_one_epoch(
+            model,
+            stage.train_batches(epoch),
+            stage.optimizer,
+            loss_fn=stage.loss_fn,
+            step_fn=stage.step_fn,
+            device=device,
+            bf16=bf16,
+        )
+        scheduler.step()
+        val = validation_accuracy(
+            model, stage.val_batches(), ann=stage.ann, bf16=bf16, device=device
+        )
+        if val > best_acc:
+            best_acc, best_state = val, _clone_state(model)
+        record = {
+            "epoch": epoch,
+            "loss": stats["loss"],
+            "val_acc": val,
+            "epoch_s": time.perf_counter() - t0,
+        }
+        history.append(record)
+        if path is not None:
+            _atomic_save(
+                {
+                    "run_id": run_id,
+                    "stage": stage.name,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": stage.optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "best_acc": best_acc,
+                    "best_state": best_state,
+                    "history": history,
+                },
+                path,
+            )
+        if on_epoch is not None:
+            on_epoch(stage.name, epoch, stage.epochs, record)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"best_val_acc": best_acc, "epochs": stage.epochs, "history": history}
