@@ -1,0 +1,167 @@
+"""Event -> frame integration and the one frame resize every method shares.
+
+Integration (the representation of every paper in the HSD lineage, after SpikingJelly's
+`integrate_events_by_fixed_frames_number`): a recording of N events is cut into F segments and
+each segment is accumulated into a 2-channel count image,
+
+    frame[j, c, y, x] = #{ i in segment j : pol(p_i) = c, y_i = y, x_i = x },  pol(p) = [p > 0].
+
+split_by="number" (SpikingJelly): segment j holds events [j*floor(N/F), (j+1)*floor(N/F)), and
+the last segment runs to N, so the N mod F leftover events land in the last frame (tonic's
+`ToFrame(n_event_bins=F)` drops them instead; both agree when F divides N).
+
+split_by="time" (SpikingJelly's split_by='time'): with dt = floor((t_max - t_0) / F) for integer
+timestamps, segment j holds the events with t_0 + j*dt <= t < t_0 + (j+1)*dt and the last segment
+runs to t_max, i.e. equal-duration bins up to integer rounding. Unlike SpikingJelly an empty bin
+gives an empty frame rather than an IndexError.
+
+Both are computed with ONE np.bincount over the flat index (frame, polarity, y, x), which is at
+least as fast as SpikingJelly's one bincount per frame and has no Python loop over frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SPLIT_BY = ("number", "time")
+
+#: Name of the single resize/normalization applied to every method's frames (part of cache keys).
+NORMALIZATION = "area-counts-fp16"
+
+
+def _field(events, name: str) -> np.ndarray:
+    try:
+        return np.asarray(events[name])
+    except (KeyError, ValueError, IndexError) as err:
+        raise ValueError(
+            f"events have no field {name!r}: expected a structured array (or dict) with fields "
+            "x, y, t, p"
+        ) from err
+
+
+def _frame_offsets(t: np.ndarray, n_events: int, n_frames: int, split_by: str) -> np.ndarray:
+    """Segment index of every event (int64 [N]); see the module docstring for the bounds."""
+    if split_by == "number":
+        per = n_events // n_frames
+        # Segment sizes per, ..., per, per + N mod F: the leftovers join the last frame.
+        sizes = np.full(n_frames, per, dtype=np.int64)
+        sizes[-1] += n_events - per * n_frames
+        return np.repeat(np.arange(n_frames, dtype=np.int64), sizes)
+    t0, t1 = t[0], t[-1]
+    if np.issubdtype(t.dtype, np.integer):
+        dt = (int(t1) - int(t0)) // n_frames
+        if dt < 1:
+            raise ValueError(
+                f"recording lasts {int(t1) - int(t0)} time units, fewer than n_frames={n_frames}: "
+                "equal-duration bins would be empty; use split_by='number' or fewer frames"
+            )
+        idx = (t.astype(np.int64) - int(t0)) // dt
+    else:
+        dt = (t1 - t0) / n_frames
+        if not dt > 0:
+            raise ValueError("recording has zero duration: use split_by='number'")
+        idx = np.floor((t - t0) / dt).astype(np.int64)
+    if idx.min() < 0:
+        raise ValueError(
+            "timestamps are not sorted (an event precedes the first one): sort events by t first"
+        )
+    return np.minimum(idx, n_frames - 1, out=idx)
+
+
+def _coordinate(name: str, v: np.ndarray, limit: int, sensor: str) -> np.ndarray:
+    """v as int64, rejecting coordinates outside [0, limit) with a message naming the sensor."""
+    if not np.issubdtype(v.dtype, np.integer) and not np.all(np.mod(v, 1) == 0):
+        raise ValueError(f"event {name} coordinates must be integers, got {v.dtype}")
+    v = v.astype(np.int64)
+    lo, hi = int(v.min()), int(v.max())
+    if lo < 0 or hi >= limit:
+        raise ValueError(
+            f"events outside the sensor: {name} in [{lo}, {hi}] but the sensor {sensor} has "
+            f"{name} in [0, {limit - 1}]; pass the dataset's sensor_size"
+        )
+    return v
+
+
+def integrate_frames(
+    events, n_frames: int, sensor_size: Sequence[int], split_by: str = "number"
+) -> np.ndarray:
+    """Integrate events into `n_frames` 2-channel count frames.
+
+    Args:
+        events: structured array (or dict of arrays) with fields x, y, t, p, in recording order
+            (sorted by t; split_by="number" follows array order exactly like SpikingJelly).
+        n_frames: F, the number of frames.
+        sensor_size: (W, H, ...) in tonic's convention, e.g. (128, 128, 2).
+        split_by: "number" (equal event counts, leftovers to the last frame) or "time"
+            (equal-duration bins). See the module docstring for the exact segment bounds.
+
+    Returns:
+        float32 array [F, 2, H, W] of event counts; it sums to the number of events.
+
+    Raises:
+        ValueError: empty recording, fewer events than frames, events outside the sensor,
+            unknown split_by, or (time) a recording shorter than F time units.
+    """
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+    if len(sensor_size) < 2:
+        raise ValueError(f"sensor_size must be (W, H[, 2]), got {sensor_size!r}")
+    width, height = int(sensor_size[0]), int(sensor_size[1])
+    x, y, t, p = (_field(events, k) for k in ("x", "y", "t", "p"))
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("empty recording: no events to integrate")
+    if n < n_frames:
+        raise ValueError(
+            f"more frames than events: n_frames={n_frames} but the recording has {n} events"
+        )
+    sensor = f"(W, H) = ({width}, {height})"
+    x = _coordinate("x", x, width, sensor)
+    y = _coordinate("y", y, height, sensor)
+    # flat index ((frame * 2 + polarity) * H + y) * W + x, built in place in one int64 array
+    flat = _frame_offsets(t, n, n_frames, split_by)
+    flat *= 2
+    flat += p > 0
+    flat *= height
+    flat += y
+    flat *= width
+    flat += x
+    counts = np.bincount(flat, minlength=n_frames * 2 * height * width)
+    return counts.astype(np.float32).reshape(n_frames, 2, height, width)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Resize count frames [..., H, W] to [..., size, size] by area interpolation (float32).
+
+    The one normalization of this harness, applied to every method alike: area interpolation
+    (`adaptive_avg_pool2d`, i.e. `F.interpolate(mode="area")`) of the RAW event counts, no
+    per-sample or per-frame scaling; the cache stores the result as float16 (counts of a
+    CIFAR10-DVS frame stay far below float16's 65504, relative error <= 2^-11).
+
+    Why: area averaging keeps every event's mass (a downscaled frame is the mean count per
+    output pixel, so the total is scaled by exactly (size/H)*(size/W) for integer ratios), it
+    does not alias the way nearest does on sparse event images, and it is a function of the
+    sample alone. The references differ: TET divides each frame by its max and resizes
+    bilinearly; HSD's code resizes raw counts with nearest. Rather than giving each method its own
+    preprocessing we apply this single choice to every method, so differences in results come
+    from the methods. Non-square sensors (N-Caltech101 240x180) are stretched to size x size,
+    as the reference code does.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    frames = np.asarray(frames)
+    if frames.ndim < 2:
+        raise ValueError(f"frames must be [..., H, W], got shape {frames.shape}")
+    h, w = frames.shape[-2:]
+    if (h, w) == (size, size):
+        return frames.astype(np.float32, copy=False)
+    lead = frames.shape[:-2]
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).reshape(1, -1, h, w)
+    out = F.adaptive_avg_pool2d(x, (size, size))
+    return out.reshape(*lead, size, size).numpy()
