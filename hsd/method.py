@@ -52,6 +52,9 @@ class Method:
         """Values for the config fields the user left as None (profile- and dataset-aware)."""
         raise NotImplementedError
 
+    def check(self, cfg: RunConfig) -> None:
+        """Method-specific validation of a resolved config; raise ConfigError to refuse it."""
+
     def run(self, cfg: RunConfig, ctx: RunContext) -> Any:
         """Train and evaluate; return the `hsd.engine.Evaluation` of the selected model on test."""
         raise NotImplementedError
@@ -88,6 +91,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     filled = {k: v for k, v in method.defaults(cfg, spec).items() if getattr(cfg, k) is None}
     out = cfg.replace(**filled, options={**method.options, **given})
     validate(out)
+    method.check(out)
     return out
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from hsd import losses, neurons
-from hsd.config import RunConfig
+from hsd.config import ConfigError, RunConfig
 from hsd.convert import ann_to_snn
 from hsd.data import ht_partition
 from hsd.engine import Evaluation, Stage, evaluate, fit, forward_frames, make_optimizer
@@ -61,6 +61,16 @@ def hsd_defaults(cfg: RunConfig, spec: Any) -> dict[str, Any]:
         # Smoke: same stages, a few epochs; fine-tuning lr raised so a few epochs can move it.
         d.update(pre_epochs=4, pre_lr=1e-3 if gesture else 0.05, epochs=2, lr=1e-4)
     return d
+
+
+def check_ht_window(cfg: RunConfig) -> None:
+    """HT needs at least one pre-training frame before the T inference frames."""
+    if cfg.option("ht", True) and (cfg.pre_frames or 0) < 1:
+        raise ConfigError(
+            f"{cfg.method} with HT pre-trains on frames [0, T_p) and infers on [T_p, T_p + T): "
+            f"T = {cfg.T} leaves no pre-training frame of the {cfg.frames}; use T < {cfg.frames}, "
+            "more --frames, or --option ht=false"
+        )
 
 
 def pre_optimizer(cfg: RunConfig, spec: Any, params) -> torch.optim.Optimizer:
@@ -146,10 +156,15 @@ class HSD(Method):
             d.update(lr=1e-3, epochs=d["pre_epochs"])
         return d
 
+    def check(self, cfg: RunConfig) -> None:
+        check_ht_window(cfg)
+        if cfg.option("distill") not in DISTILL:
+            raise ConfigError(
+                f"option distill={cfg.option('distill')!r}; valid: {', '.join(DISTILL)}"
+            )
+
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         ht, distill = bool(cfg.option("ht")), cfg.option("distill")
-        if distill not in DISTILL:
-            raise ValueError(f"option distill={distill!r}; valid: {', '.join(DISTILL)}")
         spec = ctx.data.spec
         _, window = ht_partition(cfg.frames, cfg.pre_frames, cfg.T)
         if ht:
