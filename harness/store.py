@@ -1,0 +1,424 @@
+"""The results store of one sweep output folder: append-only JSON lines that survive `kill -9`.
+
+Layout of a sweep folder ``OUT``::
+
+    OUT/sweep.json      the manifest: which sweep this folder holds (name + grid-defining arguments)
+    OUT/results.jsonl   one JSON object per line, one line per result row
+    OUT/COMMAND.txt     provenance: every command that wrote here, machine, start/end, wall time
+
+Why the file survives crashes: all rows of one run are serialised into one chunk of complete lines
+and written with a single ``os.write`` on an ``O_APPEND`` descriptor, then fsync'ed. A process killed
+mid-write can therefore only leave a torn *last* line; every line before it was complete when its
+own write returned. Writers also hold an exclusive ``flock`` on the file while appending, so chunks
+of concurrent processes never interleave, and the next writer moves a torn tail aside (into
+``results.jsonl.torn``) before appending, so a torn tail never ends up in the middle.
+
+Each stored line carries two store fields, ``_chunk`` (random id of its chunk) and ``_chunk_rows``
+(rows in that chunk), so a chunk cut short by a crash is recognised even when the cut fell exactly
+on a line boundary. Lines without them (hand-written stores) are accepted; consecutive such lines with
+the same ``run_id`` count as one chunk.
+
+Reading: a torn or incomplete final chunk is ignored with a `TornTailWarning` (so its run does not
+count as finished and will be run again); a bad line anywhere else is a `StoreError` naming the file
+and line, and nothing is modified.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import math
+import os
+import platform
+import shlex
+import socket
+import uuid
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RESULTS_FILE = "results.jsonl"
+MANIFEST_FILE = "sweep.json"
+PROVENANCE_FILE = "COMMAND.txt"
+TORN_FILE = "results.jsonl.torn"
+
+#: statuses that end a run; a run with any of them is not run again on resume
+TERMINAL_STATUSES = frozenset({"ok", "failed", "diverged", "infeasible"})
+
+#: column added by `ResultStore.rows()`: ordinal of the chunk (one append = one run attempt)
+CHUNK_COLUMN = "_chunk"
+
+
+class StoreError(RuntimeError):
+    """The results folder cannot be used as asked; the message says what is wrong and what to do."""
+
+
+class TornTailWarning(UserWarning):
+    """The store ends in a torn or incomplete chunk (a writer was killed mid-append); it is ignored."""
+
+
+# -- serialisation ---------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    """Plain-JSON form of a row value: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return _jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(
+        f"result row value {value!r} of type {type(value).__name__} is not JSON-serialisable; "
+        "store numbers, strings, booleans, lists or dicts"
+    )
+
+
+def _encode_chunk(rows: list[dict]) -> bytes:
+    chunk_id = uuid.uuid4().hex[:16]
+    lines = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise TypeError(f"ResultStore.append expects a list of dicts, got {type(row).__name__}")
+        clean = {k: _jsonable(v) for k, v in row.items() if not k.startswith("_chunk")}
+        clean["_chunk"] = chunk_id
+        clean["_chunk_rows"] = len(rows)
+        lines.append(json.dumps(clean, allow_nan=False, separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _canonical(manifest: dict) -> Any:
+    """The manifest as it reads back from JSON (tuples become lists, NaN becomes null)."""
+    return json.loads(json.dumps(_jsonable(manifest), sort_keys=True))
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
+    """Rows of the complete chunks in `data`, and the byte offset where an ignored tail starts.
+
+    Raises StoreError for a bad line that is not part of the final chunk.
+    """
+    raw_lines = data.split(b"\n")
+    ends_clean = data.endswith(b"\n") or not data
+    if ends_clean:
+        raw_lines = raw_lines[:-1]  # the empty string after the final newline
+
+    # parsed: (line number, byte offset, row or None when invalid)
+    parsed: list[tuple[int, int, dict | None]] = []
+    offset = 0
+    for i, raw in enumerate(raw_lines):
+        row = None
+        if raw.strip():
+            try:
+                obj = json.loads(raw)
+                row = obj if isinstance(obj, dict) else None
+            except (ValueError, UnicodeDecodeError):
+                row = None
+            parsed.append((i + 1, offset, row))
+        offset += len(raw) + 1
+    if parsed and not ends_clean:
+        # The last line has no newline: whatever it holds, its write did not finish.
+        lineno, off, _ = parsed[-1]
+        parsed[-1] = (lineno, off, None)
+
+    # Group into chunks: explicit `_chunk` ids, or runs of marker-less lines with one run_id.
+    chunks: list[list[tuple[int, int, dict | None]]] = []
+    prev_key: Any = object()
+    for entry in parsed:
+        row = entry[2]
+        if row is None:
+            key = ("invalid", entry[0])
+        elif "_chunk" in row:
+            key = ("chunk", row["_chunk"])
+        else:
+            key = ("plain", row.get("run_id"))
+        if key == prev_key and key[0] != "invalid":
+            chunks[-1].append(entry)
+        else:
+            chunks.append([entry])
+        prev_key = key
+
+    def complete(chunk: list[tuple[int, int, dict | None]]) -> bool:
+        first = chunk[0][2]
+        if first is None:
+            return False
+        expected = first.get("_chunk_rows")
+        return expected is None or expected == len(chunk)
+
+    # A crash tears only the final chunk: either its last line is cut (an invalid line after the
+    # chunk's complete lines) or the chunk simply ends early. Anything incomplete before that is
+    # corruption.
+    last = len(chunks) - 1
+    tail_start = len(chunks)
+    if chunks and not complete(chunks[last]):
+        tail_start = last
+        prev = chunks[last - 1] if last >= 1 else None
+        if (
+            prev is not None
+            and chunks[last][0][2] is None
+            and prev[0][2] is not None
+            and not complete(prev)
+        ):
+            tail_start = last - 1
+    rows: list[dict] = []
+    for n, chunk in enumerate(chunks[:tail_start]):
+        if not complete(chunk):
+            lineno = chunk[0][0]
+            bad = chunk[0][2] is None
+            what = "is not a valid JSON object" if bad else "starts a chunk with missing rows"
+            raise StoreError(
+                f"{path}: line {lineno} {what}, and it is not the last line, so the store is "
+                "corrupted (a crash can only tear the last line). Nothing was changed. Inspect that "
+                "line; if the data is unimportant, remove the line by hand or start a new --out folder."
+            )
+        for _, _, row in chunk:
+            row = dict(row)
+            row.pop("_chunk", None)
+            row.pop("_chunk_rows", None)
+            row[CHUNK_COLUMN] = n
+            rows.append(row)
+    tail_offset = chunks[tail_start][0][1] if tail_start < len(chunks) else None
+    return rows, tail_offset
+
+
+class ResultStore:
+    """Append-only result rows of one sweep folder (see the module docstring for the guarantees).
+
+    `ResultStore(out_dir)` only names the folder; use `ResultStore.open(out_dir, manifest)` to start or
+    resume a sweep (creates the folder and checks the manifest) and `ResultStore.existing(out_dir)` to
+    read a folder that must already hold results (reports).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.out_dir = Path(out_dir).absolute()
+        self.path = self.out_dir / RESULTS_FILE
+        self.manifest_path = self.out_dir / MANIFEST_FILE
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.out_dir)!r})"
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, out_dir: str | os.PathLike, manifest: dict) -> ResultStore:
+        """Create the sweep folder with `manifest`, or check that an existing one holds the same sweep.
+
+        `manifest` is a JSON-able dict, by convention ``{"sweep": name, "args": {...grid-defining
+        arguments...}}``. A folder holding a different sweep raises StoreError and is left untouched.
+        The existing rows are parsed once, so a corrupted store fails here, before any training.
+        """
+        if not isinstance(manifest, dict):
+            raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
+        store = cls(out_dir)
+        if store.out_dir.exists() and not store.out_dir.is_dir():
+            raise StoreError(
+                f"--out {store.out_dir} exists and is not a folder; choose another --out"
+            )
+        store.out_dir.mkdir(parents=True, exist_ok=True)
+        wanted = _canonical(manifest)
+        if not store.manifest_path.exists():
+            if store.path.exists():
+                raise StoreError(
+                    f"{store.out_dir} holds {RESULTS_FILE} but no {MANIFEST_FILE}, so it is unknown "
+                    "which sweep produced those rows; choose another --out folder"
+                )
+            store._create_manifest(wanted)
+        have = store.manifest
+        if have != wanted:
+            diff = _describe_difference(have, wanted)
+            raise StoreError(
+                f"{store.out_dir} already holds a different sweep ({diff}). Resuming only works with "
+                "the same sweep and grid arguments; choose another --out folder for this one."
+            )
+        store._read()  # fail fast on a corrupted store
+        return store
+
+    @classmethod
+    def existing(cls, out_dir: str | os.PathLike) -> ResultStore:
+        """A store that must already exist (for reports); StoreError says what is missing."""
+        store = cls(out_dir)
+        if not store.out_dir.is_dir():
+            raise StoreError(f"no such folder: {store.out_dir} (pass the --out folder of a sweep)")
+        if not store.path.exists():
+            raise StoreError(
+                f"{store.out_dir} holds no results store ({RESULTS_FILE} is missing); pass the --out "
+                "folder of a sweep that has finished at least one run"
+            )
+        return store
+
+    def _create_manifest(self, manifest: Any) -> None:
+        # Write to a private temp file, then hard-link it into place: link() fails if another process
+        # created the manifest first, so two concurrent openers cannot overwrite each other.
+        tmp = self.out_dir / f".{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        try:
+            os.link(tmp, self.manifest_path)
+        except FileExistsError:
+            pass  # someone else won; the caller compares against theirs
+        finally:
+            tmp.unlink()
+
+    @property
+    def manifest(self) -> dict | None:
+        """The folder's sweep manifest (`sweep.json`), or None when there is none."""
+        if not self.manifest_path.exists():
+            return None
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except ValueError as e:
+            raise StoreError(
+                f"{self.manifest_path} is not valid JSON ({e}); fix or remove it"
+            ) from e
+
+    # -- writing ---------------------------------------------------------------------------------
+    def append(self, rows: list[dict]) -> None:
+        """Append the rows of one run as one chunk: one `os.write` on O_APPEND, then fsync.
+
+        Call it once per run with all of that run's rows, so a crash can never leave a partial run
+        that looks finished.
+        """
+        rows = list(rows)
+        if not rows:
+            return
+        data = _encode_chunk(rows)
+        if not self.out_dir.is_dir():
+            raise StoreError(
+                f"{self.out_dir} does not exist; create the store with ResultStore.open"
+            )
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one writer at a time; released on close or death
+            self._set_aside_torn_tail(fd)
+            written = os.write(fd, data)
+            while written < len(data):  # only for enormous chunks or interrupted writes
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # also releases the lock
+
+    def _set_aside_torn_tail(self, fd: int) -> None:
+        """Under the writer lock: move an incomplete final chunk to `results.jsonl.torn`.
+
+        Without this the next chunk would be appended behind the torn bytes and the torn line would
+        sit in the middle of the file, where it is indistinguishable from real corruption.
+        """
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as f:
+            data = f.read()
+        _, tail = _parse(self.path, data)
+        if tail is None:
+            return
+        with open(self.out_dir / TORN_FILE, "ab") as f:
+            f.write(data[tail:] if data.endswith(b"\n") else data[tail:] + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.ftruncate(fd, tail)
+        warnings.warn(
+            f"{self.path}: moved an incomplete final chunk ({size - tail} bytes, left by a writer that "
+            f"was killed) to {TORN_FILE}; its run will be run again",
+            TornTailWarning,
+            stacklevel=3,
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # a consistent snapshot, not a chunk in flight
+            try:
+                data = f.read()
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        rows, tail = _parse(self.path, data)
+        if tail is not None:
+            warnings.warn(
+                f"{self.path}: ignoring an incomplete final chunk ({len(data) - tail} bytes after "
+                f"byte {tail}), left by a writer that was killed; that run is not counted as finished",
+                TornTailWarning,
+                stacklevel=3,
+            )
+        return rows
+
+    def rows(self) -> pd.DataFrame:
+        """All complete rows, in file order, plus the `_chunk` column (ordinal of the append)."""
+        return pd.DataFrame.from_records(self._read())
+
+    def finished_run_ids(self) -> set[str]:
+        """Run ids with a terminal status (ok, failed, diverged, infeasible) in a complete chunk."""
+        return {
+            str(r["run_id"])
+            for r in self._read()
+            if r.get("status") in TERMINAL_STATUSES and r.get("run_id") is not None
+        }
+
+
+def _describe_difference(have: Any, wanted: Any) -> str:
+    if not isinstance(have, dict) or not isinstance(wanted, dict):
+        return f"stored manifest {have!r}, requested {wanted!r}"
+    parts = []
+    if have.get("sweep") != wanted.get("sweep"):
+        parts.append(f"stored sweep {have.get('sweep')!r}, requested {wanted.get('sweep')!r}")
+    for key in sorted(set(have) | set(wanted)):
+        if key != "sweep" and have.get(key) != wanted.get(key):
+            parts.append(f"{key}: stored {have.get(key)!r}, requested {wanted.get(key)!r}")
+    return "; ".join(parts) or "manifests differ"
+
+
+# -- provenance ------------------------------------------------------------------------------------
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def write_provenance(
+    out_dir: str | os.PathLike,
+    argv: Iterable[str],
+    extra: dict | None = None,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+) -> Path:
+    """Append one block to `out_dir/COMMAND.txt`: the exact command line, machine, start/end, wall.
+
+    `argv` is the full command (e.g. ``[sys.executable, "-m", "harness.run", *sys.argv[1:]]``),
+    quoted with `shlex` so it can be pasted back into a shell. `start`/`end` are `time.time()`
+    values; `extra` adds ``key: value`` lines (git commit, device, executor...). Blocks are appended,
+    so a resumed sweep keeps the history of every command that wrote to the folder.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"command: {shlex.join([str(a) for a in argv])}",
+        f"cwd: {os.getcwd()}",
+        f"machine: {socket.gethostname()} ({platform.platform()}, python {platform.python_version()}, "
+        f"{os.cpu_count()} cpus)",
+    ]
+    if start is not None:
+        lines.append(f"start: {_iso(start)}")
+    if end is not None:
+        lines.append(f"end: {_iso(end)}")
+    if start is not None and end is not None:
+        lines.append(f"wall_s: {end - start:.1f}")
+    for key, value in (extra or {}).items():
+        lines.append(f"{key}: {value}")
+    path = out / PROVENANCE_FILE
+    block = ("\n" if path.exists() and path.stat().st_size else "") + "\n".join(lines) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, block.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path

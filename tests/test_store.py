@@ -1,0 +1,192 @@
+"""The results store: round trips, crash tolerance, corruption detection, concurrency, manifests."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import warnings
+
+import numpy as np
+import pytest
+
+from harness.store import (
+    RESULTS_FILE,
+    TORN_FILE,
+    ResultStore,
+    StoreError,
+    TornTailWarning,
+    _encode_chunk,
+    write_provenance,
+)
+
+MANIFEST = {"sweep": "latency", "args": {"datasets": ["n-digits"], "T": [1, 2], "seeds": [0, 1]}}
+
+
+def run_rows(run_id: str, T: int = 2, status: str = "ok", seed: int = 0) -> list[dict]:
+    if status != "ok":
+        return [{"run_id": run_id, "T": T, "t": T, "acc": float("nan"), "status": status}]
+    return [
+        {"run_id": run_id, "T": T, "t": t, "acc": 0.5 + 0.1 * t, "seed": seed, "status": "ok"}
+        for t in range(1, T + 1)
+    ]
+
+
+def test_round_trip_and_finished(tmp_path):
+    store = ResultStore.open(tmp_path / "out", MANIFEST)
+    store.append(run_rows("a"))
+    store.append(run_rows("b", status="failed"))
+    store.append(run_rows("c", status="infeasible"))
+    df = store.rows()
+    assert list(df["run_id"]) == ["a", "a", "b", "c"]
+    assert list(df["_chunk"]) == [0, 0, 1, 2]
+    assert df["acc"].iloc[:2].tolist() == pytest.approx([0.6, 0.7])
+    assert math.isnan(df["acc"].iloc[2])  # NaN stored as null, read back as NaN
+    assert store.finished_run_ids() == {"a", "b", "c"}
+    # stored lines are strict JSON (no NaN literal) and one row per line
+    lines = (tmp_path / "out" / RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line) for line in lines)
+    assert "NaN" not in "".join(lines)
+
+
+def test_numpy_values_are_stored_as_numbers(tmp_path):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    store.append([{"run_id": "a", "acc": np.float32(0.25), "params": np.int64(7), "status": "ok"}])
+    row = store.rows().iloc[0]
+    assert row["acc"] == 0.25 and row["params"] == 7
+
+
+def test_unknown_status_is_not_finished(tmp_path):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    store.append([{"run_id": "a", "status": "running"}, {"run_id": "b"}])
+    assert store.finished_run_ids() == set()
+
+
+def test_torn_last_line_is_ignored_then_set_aside(tmp_path):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    store.append(run_rows("a"))
+    path = tmp_path / RESULTS_FILE
+    good = path.read_bytes()
+    # a writer killed mid-chunk: one complete line of run b, then half of its second line
+    torn = _encode_chunk(run_rows("b", T=3))
+    cut = torn.index(b"\n") + 10
+    path.write_bytes(good + torn[:cut])
+    with pytest.warns(TornTailWarning, match="incomplete final chunk"):
+        df = store.rows()
+    assert set(df["run_id"]) == {"a"}  # b's complete first line is dropped with its chunk
+    with pytest.warns(TornTailWarning):
+        assert store.finished_run_ids() == {"a"}
+    assert path.read_bytes() == good + torn[:cut]  # reading never modifies
+    # the next append moves the torn tail aside instead of burying it mid-file
+    with pytest.warns(TornTailWarning, match="moved"):
+        store.append(run_rows("c"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.finished_run_ids() == {"a", "c"}
+    assert (tmp_path / TORN_FILE).read_bytes() == torn[:cut] + b"\n"
+
+
+def test_chunk_cut_on_a_line_boundary_is_incomplete(tmp_path):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    chunk = _encode_chunk(run_rows("b", T=3))
+    first_two = b"".join(chunk.splitlines(keepends=True)[:2])
+    (tmp_path / RESULTS_FILE).write_bytes(first_two)
+    with pytest.warns(TornTailWarning):
+        assert store.finished_run_ids() == set()
+
+
+@pytest.mark.parametrize(
+    "bad", [b"{not json\n", b"[1, 2]\n", b'{"run_id": "x", "_chunk": "z", "_chunk_rows": 2}\n']
+)
+def test_middle_corruption_is_an_error_and_nothing_changes(tmp_path, bad):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    store.append(run_rows("a"))
+    path = tmp_path / RESULTS_FILE
+    # a bad line followed by a later, complete chunk: the bad line is in the middle
+    path.write_bytes(path.read_bytes() + bad)
+    path.write_bytes(path.read_bytes() + _encode_chunk(run_rows("c")))
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=rf"{RESULTS_FILE}: line 3 "):
+        store.rows()
+    with pytest.raises(StoreError, match="corrupted"):
+        store.append(run_rows("d"))
+    with pytest.raises(StoreError, match="corrupted"):
+        ResultStore.open(tmp_path, MANIFEST)
+    assert path.read_bytes() == before
+    assert not (tmp_path / TORN_FILE).exists()
+
+
+def test_hand_written_rows_without_chunk_markers(tmp_path):
+    lines = [json.dumps(r) for r in run_rows("a") + run_rows("b")]
+    (tmp_path / RESULTS_FILE).write_text("\n".join(lines) + "\n")
+    df = ResultStore.existing(tmp_path).rows()
+    assert list(df["_chunk"]) == [0, 0, 1, 1]
+
+
+def _writer(args):
+    out_dir, proc = args
+    store = ResultStore(out_dir)
+    for i in range(50):
+        rows = [
+            {"run_id": f"p{proc}-{i}", "t": t, "pad": "x" * 300, "status": "ok"} for t in range(3)
+        ]
+        store.append(rows)
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    ResultStore.open(tmp_path, MANIFEST)
+    with mp.get_context("fork").Pool(4) as pool:
+        pool.map(_writer, [(str(tmp_path), p) for p in range(4)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = ResultStore(tmp_path).rows()
+    assert len(df) == 4 * 50 * 3
+    # each chunk is contiguous: three lines of one run in t order
+    for _, group in df.groupby("_chunk"):
+        assert group["run_id"].nunique() == 1 and list(group["t"]) == [0, 1, 2]
+    assert df["run_id"].nunique() == 200
+
+
+def test_same_manifest_reopens_different_is_refused(tmp_path):
+    store = ResultStore.open(tmp_path / "o", MANIFEST)
+    store.append(run_rows("a"))
+    again = ResultStore.open(tmp_path / "o", json.loads(json.dumps(MANIFEST)))
+    assert again.finished_run_ids() == {"a"}
+    manifest_bytes = (tmp_path / "o" / "sweep.json").read_bytes()
+    results_bytes = (tmp_path / "o" / RESULTS_FILE).read_bytes()
+    other = {"sweep": "ablation", "args": MANIFEST["args"]}
+    with pytest.raises(StoreError, match="different sweep.*'latency'.*'ablation'.*another --out"):
+        ResultStore.open(tmp_path / "o", other)
+    grid = {"sweep": "latency", "args": {**MANIFEST["args"], "seeds": [0]}}
+    with pytest.raises(StoreError, match="args"):
+        ResultStore.open(tmp_path / "o", grid)
+    assert (tmp_path / "o" / "sweep.json").read_bytes() == manifest_bytes
+    assert (tmp_path / "o" / RESULTS_FILE).read_bytes() == results_bytes
+
+
+def test_results_without_manifest_refused(tmp_path):
+    (tmp_path / RESULTS_FILE).write_text("")
+    with pytest.raises(StoreError, match="no sweep.json"):
+        ResultStore.open(tmp_path, MANIFEST)
+
+
+def test_existing_requires_folder_and_store(tmp_path):
+    with pytest.raises(StoreError, match="no such folder"):
+        ResultStore.existing(tmp_path / "missing")
+    with pytest.raises(StoreError, match="no results store"):
+        ResultStore.existing(tmp_path)
+
+
+def test_write_provenance_appends_blocks(tmp_path):
+    write_provenance(
+        tmp_path,
+        ["python", "-m", "harness.run", "--out", "a b"],
+        {"git": "abc"},
+        start=1000.0,
+        end=1062.5,
+    )
+    write_provenance(tmp_path, ["python", "again"])
+    text = (tmp_path / "COMMAND.txt").read_text()
+    assert "command: python -m harness.run --out 'a b'\n" in text
+    assert "wall_s: 62.5" in text and "git: abc" in text and "machine: " in text
+    assert text.count("command: ") == 2
