@@ -1,0 +1,281 @@
+"""Activations and spiking neurons: the QCFS ANN activation and the multi-step SpikingJelly
+neurons the SNNs use, behind one small adapter so SpikingJelly API drift stays in this file.
+
+Kinds (``NEURONS`` registry, built with ``make_neuron(kind, **kw)``; all multi-step, ``[T, N, ...]``):
+
+- ``"if"``: IF, reset by subtraction (Rueckauer et al. 2017), threshold 1.0 unless given.
+  v ← v + x; s = H(v − θ); v ← v − s·θ; v starts at 0. Emits binary spikes.
+- ``"lif"``: TET-style LIF (Deng et al. 2022): v ← decay·v + x (decay 0.5), s = H(v − θ),
+  hard reset to 0, θ = 1.0. SpikingJelly ``LIFNode(tau=1/(1−decay), decay_input=False,
+  v_reset=0.0)`` gives exactly H = V − V/τ + X = (1 − 1/τ)·V + X, so τ = 2.0 ⇔ decay 0.5.
+  ``v_reset=None`` switches to soft reset (SLTT-style), ``decay`` sets the leak.
+- ``"if-converted"``: the neuron an ANN→SNN conversion puts in place of QCFS (Bu et al. 2022):
+  IF with reset by subtraction, threshold θ (= the QCFS λ of that layer), membrane potential
+  starting at θ/2 at every sequence (restored by ``functional.reset_net``), and spikes of
+  amplitude θ (output θ·s). The θ amplitude is what makes the next layer see the same scale as
+  the ANN (mean_t θ·s_t ≈ QCFS output), so the ANN weights load unchanged; it matches the
+  QCFS reference code (``spike = ZIF(mem − thre)·thre``). θ is a fixed float (not trained in
+  fine-tuning, as in the reference code, where ``thresh.data`` is used in SNN mode).
+
+All spiking kinds use the triangle surrogate ``triangle()`` = ``PiecewiseQuadratic(alpha=1)``:
+∂s/∂v = max(0, 1 − |v − θ|) (γ = 1, unnormalised in membrane units, as in HSD Eq. 12 and the
+QCFS reference ``ZIF``), which SpikingJelly also runs in its fused kernels.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from importlib.metadata import version
+
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import base, functional, neuron, surrogate
+
+from hsd.registry import Registry
+
+__all__ = [
+    "QCFS",
+    "ConvertedIFNode",
+    "NEURONS",
+    "SPIKING_KINDS",
+    "is_spiking_neuron",
+    "make_neuron",
+    "neuron_backend",
+    "triangle",
+]
+
+SPIKINGJELLY_VERSION = version("spikingjelly")
+
+
+# --------------------------------------------------------------------------------------------
+# QCFS (ANN side)
+# --------------------------------------------------------------------------------------------
+
+
+class _FloorSTE(torch.autograd.Function):
+    """floor(x) forward, identity backward (straight-through). A Function rather than the
+    ``x + (floor(x) − x).detach()`` trick so the forward value is exactly floor(x) in float,
+    which the conversion-exactness test relies on."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+class QCFS(nn.Module):
+    """Quantization-clip-floor-shift activation (Bu et al., ICLR 2022, "Optimal ANN-SNN
+    conversion for high-accuracy and ultra-low-latency SNNs"):
+
+        h(z) = λ · clip( floor(z·L/λ + φ) / L, 0, 1 ),   φ = ½,
+
+    computed as λ·floor_ste(clip(z/λ, 0, 1)·L + ½)/L (same forward values). Backward: straight-
+    through through the floor, autograd for the rest, hence ∂h/∂z = 1 for 0 < z/λ < 1 and 0
+    outside; ∂h/∂λ = h/λ − (z/λ)·1[0 < z/λ < 1] (= 1 above the window, 0 below).
+
+    ``lam`` is one trainable scalar per layer (``nn.Parameter`` named ``lam``); it becomes the
+    threshold θ of the IF neuron after conversion. ``L`` is the quantization step (integer ≥ 1).
+    """
+
+    def __init__(self, L: int = 16, lam: float = 8.0) -> None:
+        super().__init__()
+        if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 1:
+            raise ValueError(f"QCFS quantization step L must be an integer >= 1, got {L!r}")
+        lam_f = float(lam)
+        if not math.isfinite(lam_f) or lam_f <= 0:
+            raise ValueError(f"QCFS threshold lam must be a finite number > 0, got {lam!r}")
+        self.L = int(L)
+        self.lam = nn.Parameter(torch.tensor(lam_f))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = torch.clamp(z / self.lam, 0.0, 1.0)
+        return _FloorSTE.apply(x * self.L + 0.5) / self.L * self.lam
+
+    def extra_repr(self) -> str:
+        return f"L={self.L}, lam={float(self.lam.detach()):.4g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Spiking neurons (SNN side)
+# --------------------------------------------------------------------------------------------
+
+
+def triangle() -> surrogate.SurrogateFunctionBase:
+    """Triangle surrogate of Deng et al. 2022 / HSD Eq. 12 with γ = 1: forward H(u − θ),
+    backward max(0, 1 − |u − θ|). SpikingJelly's PiecewiseQuadratic(alpha=1) has exactly this
+    derivative (−α²|x| + α for |x| ≤ 1/α) and is one of the surrogates its fused kernels run."""
+    return surrogate.PiecewiseQuadratic(alpha=1.0)
+
+
+def _check_threshold(v_threshold: object) -> float:
+    if isinstance(v_threshold, torch.Tensor):
+        if v_threshold.numel() != 1:
+            raise ValueError("v_threshold must be a scalar")
+        v_threshold = float(v_threshold.detach())
+    if isinstance(v_threshold, bool) or not isinstance(v_threshold, numbers.Real):
+        raise ValueError(f"v_threshold must be a real number > 0, got {v_threshold!r}")
+    th = float(v_threshold)
+    if not math.isfinite(th) or th <= 0:
+        raise ValueError(f"v_threshold must be a finite number > 0, got {v_threshold!r}")
+    return th
+
+
+class ConvertedIFNode(neuron.IFNode):
+    """IF neuron of a converted SNN: reset by subtraction, threshold θ, v0 = θ/2 at every
+    sequence, output θ·s (spikes of amplitude θ; see the module docstring for why).
+
+    Subclasses SpikingJelly's IFNode without touching its functional forward, so the fused
+    ``if_multi_step`` path still runs; only the initial state and the output scale change.
+    ``reset()`` (hence ``functional.reset_net``) restores v to θ/2.
+    """
+
+    def __init__(
+        self,
+        v_threshold: float,
+        surrogate_function: surrogate.SurrogateFunctionBase | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "m",
+    ) -> None:
+        th = _check_threshold(v_threshold)
+        super().__init__(
+            v_threshold=th,
+            v_reset=None,
+            surrogate_function=surrogate_function or triangle(),
+            detach_reset=detach_reset,
+            step_mode=step_mode,
+        )
+        self.set_threshold(th)
+
+    def set_threshold(self, v_threshold: float) -> None:
+        """Set θ (and the θ/2 start it implies); the next sequence starts from θ/2."""
+        th = _check_threshold(v_threshold)
+        self.v_threshold = th
+        self.set_reset_value("v", th / 2.0)
+        self.v = th / 2.0
+
+    def materialize_states(self, inputs, states, step_mode):
+        # A stale tensor state of another shape means the net was not reset between batches;
+        # start that sequence from θ/2 (BaseNode would start it from 0).
+        x = inputs[0][0] if step_mode == "m" else inputs[0]
+        v = states[0]
+        if isinstance(v, torch.Tensor) and v.shape != x.shape:
+            states = (self.v_threshold / 2.0, *states[1:])
+        return super().materialize_states(inputs, states, step_mode)
+
+    def single_step_forward(self, x: torch.Tensor, *args, **kwargs):
+        return super().single_step_forward(x, *args, **kwargs) * self.v_threshold
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
+        return super().multi_step_forward(x_seq, *args, **kwargs) * self.v_threshold
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", v_init=v_threshold/2, output=v_threshold*spike"
+
+
+def _make_if(
+    v_threshold: float = 1.0, surrogate_function=None, detach_reset: bool = False
+) -> neuron.IFNode:
+    return neuron.IFNode(
+        v_threshold=_check_threshold(v_threshold),
+        v_reset=None,
+        surrogate_function=surrogate_function or triangle(),
+        detach_reset=detach_reset,
+        step_mode="m",
+    )
+
+
+def _make_lif(
+    decay: float = 0.5,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate_function=None,
+    detach_reset: bool = False,
+) -> neuron.LIFNode:
+    decay = float(decay)
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"LIF decay must lie in (0, 1), got {decay!r}")
+    return neuron.LIFNode(
+        tau=1.0 / (1.0 - decay),  # (1 − 1/τ) = decay
+        decay_input=False,
+        v_threshold=_check_threshold(v_threshold),
+        v_reset=None if v_reset is None else float(v_reset),
+        surrogate_function=surrogate_function or triangle(),
+        detach_reset=detach_reset,
+        step_mode="m",
+    )
+
+
+def _make_if_converted(
+    v_threshold: float = 1.0, surrogate_function=None, detach_reset: bool = False
+) -> ConvertedIFNode:
+    return ConvertedIFNode(v_threshold, surrogate_function, detach_reset, step_mode="m")
+
+
+NEURONS: Registry = Registry("neuron")
+NEURONS.register("if", _make_if)
+NEURONS.register("lif", _make_lif)
+NEURONS.register("if-converted", _make_if_converted)
+
+#: kinds that build an SNN; "qcfs" is the only ANN activation.
+SPIKING_KINDS = tuple(NEURONS.names())
+
+
+def make_neuron(kind: str, **kw) -> nn.Module:
+    """Build a multi-step (``step_mode='m'``) spiking neuron of a registered kind.
+
+    ``"if"``: ``v_threshold=1.0, surrogate_function=triangle(), detach_reset=False``;
+    ``"lif"``: ``decay=0.5, v_threshold=1.0, v_reset=0.0`` (None → soft reset), same rest;
+    ``"if-converted"``: ``v_threshold`` (= λ), same rest. Unknown kinds raise
+    ``UnknownNameError`` listing the valid ones.
+    """
+    factory = NEURONS[kind]
+    try:
+        return factory(**kw)
+    except TypeError as e:
+        raise ValueError(f"bad options for neuron kind {kind!r}: {e}") from None
+
+
+def is_spiking_neuron(module: nn.Module) -> bool:
+    """True for the SpikingJelly spiking neurons this package builds (stateful, multi-step)."""
+    return isinstance(module, (neuron.IFNode, neuron.LIFNode)) or (
+        isinstance(module, base.MemoryModule) and hasattr(module, "v_threshold")
+    )
+
+
+def _implementation(kind: str, device: torch.device) -> str:
+    try:
+        return str(functional.neuron_implementation(kind, device)["implementation"])
+    except Exception as e:  # a missing GPU backend must not crash result bookkeeping
+        return f"unavailable({type(e).__name__})"
+
+
+def neuron_backend(module: nn.Module, device: torch.device | str | None = None) -> str:
+    """Which SpikingJelly implementation the spiking neurons in ``module`` run, for result rows,
+    e.g. ``"spikingjelly-2.0.0/if:torch-reference"`` on CPU or ``".../if:triton"`` on CUDA.
+
+    ``device`` defaults to the device of the module's first parameter (CPU if none). A module
+    without spiking neurons (the QCFS ANN) gives ``"torch/qcfs"``.
+    """
+    if device is None:
+        p = next(module.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    device = torch.device(device)
+    kinds: set[str] = set()
+    for m in module.modules():
+        if isinstance(m, neuron.LIFNode):
+            kinds.add("lif")
+        elif isinstance(m, neuron.IFNode):
+            kinds.add("if")
+        elif is_spiking_neuron(m):
+            kinds.add(type(m).__name__)
+    if not kinds:
+        return "torch/qcfs" if any(isinstance(m, QCFS) for m in module.modules()) else "torch"
+    parts = []
+    for k in sorted(kinds):
+        impl = _implementation(k, device) if k in ("if", "lif") else "torch-reference"
+        parts.append(f"{k}:{impl}")
+    return f"spikingjelly-{SPIKINGJELLY_VERSION}/" + ",".join(parts)

@@ -1,0 +1,98 @@
+"""ANN → SNN conversion: thresholds, weights, errors, and convergence of SNN logits to the ANN's."""
+
+import pytest
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import functional
+
+from hsd.convert import ann_to_snn, load_ann_state, qcfs_thresholds
+from hsd.models import snn5, vgg_snn
+from hsd.neurons import QCFS, ConvertedIFNode
+
+
+def tiny_ann(arch="vgg", L=8):
+    if arch == "vgg":
+        return vgg_snn(num_classes=5, size=16, width=0.125, L=L)
+    return snn5(num_classes=3, size=32, width=0.0625, L=L)
+
+
+@pytest.mark.parametrize("arch", ["vgg", "snn5"])
+def test_thresholds_weights_and_ann_untouched(arch):
+    torch.manual_seed(0)
+    ann = tiny_ann(arch)
+    for i, q in enumerate(m for m in ann.modules() if isinstance(m, QCFS)):
+        q.lam.data.fill_(0.5 + i)
+    before = {k: v.clone() for k, v in ann.state_dict().items()}
+    snn = ann_to_snn(ann)
+    assert snn.spiking and snn.spec["neuron"] == "if-converted"
+    mods = dict(snn.named_modules())
+    for name, lam in qcfs_thresholds(ann).items():
+        node = mods[name]
+        assert isinstance(node, ConvertedIFNode)
+        assert node.v_threshold == lam and node.v == lam / 2 and node.v_reset is None
+    for k, v in snn.state_dict().items():
+        assert torch.equal(v, before[k]) and v.data_ptr() != ann.state_dict()[k].data_ptr()
+    # the ANN is untouched, also after the SNN trains a step
+    snn(torch.rand(2, 1, 2, *(2 * [ann.spec["size"]]))).sum().backward()
+    next(snn.parameters()).data.add_(1.0)
+    assert all(torch.equal(v, before[k]) for k, v in ann.state_dict().items())
+    assert snn.training == ann.training
+
+
+def calibrate(ann, x):
+    """Set each λ to the 99th percentile of its positive pre-activations (layer by layer), a
+    stand-in for training so the quantization window covers the activations."""
+    for q in [m for m in ann.modules() if isinstance(m, QCFS)]:
+        seen = []
+        h = q.register_forward_pre_hook(lambda mod, inp, seen=seen: seen.append(inp[0].detach()))
+        with torch.no_grad():
+            ann(x)
+        h.remove()
+        z = seen[0][seen[0] > 0]
+        q.lam.data.fill_(float(z.quantile(0.99)))
+
+
+def test_snn_logits_approach_ann_as_T_grows():
+    torch.manual_seed(0)
+    ann = tiny_ann("vgg", L=8).eval()
+    x = torch.rand(16, 2, 16, 16)
+    calibrate(ann, x)
+    snn = ann_to_snn(ann)
+    with torch.no_grad():
+        target = ann(x)
+        err = {}
+        for T in (4, 64):
+            functional.reset_net(snn)
+            out = snn(x.expand(T, *x.shape)).mean(0)
+            err[T] = (out - target).abs().mean().item()
+    scale = target.abs().mean().item()
+    assert err[64] < 0.5 * err[4], err
+    assert err[64] < 0.1 * scale, (err, scale)
+
+
+def test_one_qcfs_layer_exact_for_T_equal_L_through_conversion():
+    # a one-activation "network": BN (eval, identity) + QCFS; inputs inside the window
+    torch.manual_seed(0)
+    ann = tiny_ann("vgg", L=8).eval()
+    q = ann.features[2]
+    q.lam.data.fill_(2.0)
+    snn = ann_to_snn(ann)
+    node = snn.features[2]
+    z = torch.rand(3, 8, 4, 4) * 2.0
+    assert torch.allclose(node(z.expand(8, *z.shape)).mean(0), q(z).detach(), atol=1e-6)
+
+
+def test_rejects_non_qcfs_models_and_foreign_state_dicts():
+    with pytest.raises(ValueError, match="needs a QCFS ANN"):
+        ann_to_snn(vgg_snn(size=16, width=0.125, neuron="if"))
+    with pytest.raises(TypeError, match="built by hsd.models"):
+        ann_to_snn(nn.Sequential(nn.Linear(2, 2)))
+    snn = vgg_snn(num_classes=5, size=16, width=0.125, neuron="if")
+    with pytest.raises(ValueError, match=r"shape mismatch.*classifier\.1\.weight"):
+        load_ann_state(snn, vgg_snn(num_classes=7, size=16, width=0.125).state_dict())
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)missing in the state dict: classifier.*not in the SNN: classifier\.2",
+    ):
+        load_ann_state(snn, snn5(num_classes=5, size=32, width=0.125).state_dict())
+    load_ann_state(snn, vgg_snn(num_classes=5, size=16, width=0.125).state_dict())

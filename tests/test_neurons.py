@@ -1,0 +1,152 @@
+"""QCFS forward/gradient by hand, neuron dynamics on hand sequences, surrogate shape, errors."""
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional
+
+from hsd.neurons import (
+    NEURONS,
+    QCFS,
+    ConvertedIFNode,
+    make_neuron,
+    neuron_backend,
+    triangle,
+)
+from hsd.registry import UnknownNameError
+
+
+def test_qcfs_forward_by_hand():
+    q = QCFS(L=4, lam=2.0)
+    z = torch.tensor([-1.0, 0.1, 0.3, 0.76, 1.5, 2.5])
+    # z/λ clipped = [0, .05, .15, .38, .75, 1]; floor(4x + ½)/4·2 = [0, 0, .5, 1, 1.5, 2]
+    assert torch.equal(q(z), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.5, 2.0]))
+
+
+def test_qcfs_gradient_straight_through_and_lambda_by_hand():
+    q = QCFS(L=4, lam=2.0)
+    z = torch.tensor([-1.0, 0.1, 0.3, 0.76, 1.5, 2.5], requires_grad=True)
+    q(z).sum().backward()
+    # ∂h/∂z = 1 inside the window (0 < z < λ), 0 outside
+    assert torch.equal(z.grad, torch.tensor([0.0, 1, 1, 1, 1, 0]))
+    # ∂h/∂λ = h/λ − (z/λ)·1[inside] = [0, −.05, .1, .12, 0, 1] → sum 1.17
+    assert q.lam.grad.item() == pytest.approx(1.17, abs=1e-6)
+
+
+@pytest.mark.parametrize("L", [0, -3, 1.5, True, "4"])
+def test_qcfs_rejects_bad_L(L):
+    with pytest.raises(ValueError, match="L must be an integer"):
+        QCFS(L=L)
+
+
+@pytest.mark.parametrize("lam", [0.0, -1.0, float("nan"), float("inf")])
+def test_qcfs_rejects_bad_lambda(lam):
+    with pytest.raises(ValueError, match="lam must be"):
+        QCFS(L=4, lam=lam)
+
+
+def test_qcfs_lambda_is_a_trainable_parameter():
+    q = QCFS(L=8)
+    assert [n for n, _ in q.named_parameters()] == ["lam"]
+    assert q.lam.item() == 8.0 and q.L == 8
+
+
+def test_triangle_surrogate_is_max0_1_minus_abs():
+    u = torch.linspace(-2.0, 4.0, 61, requires_grad=True)  # around θ = 1
+    s = triangle()(u - 1.0)
+    assert torch.equal(s.detach(), (u.detach() >= 1.0).float())
+    s.sum().backward()
+    assert torch.allclose(u.grad, (1.0 - (u.detach() - 1.0).abs()).clamp(min=0.0), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["if", "lif"])
+def test_neuron_surrogate_in_fused_path_is_triangle(kind):
+    # one step from rest: v = x, so ∂s/∂x = max(0, 1 − |x − 1|)
+    n = make_neuron(kind)
+    x = torch.linspace(-1.0, 3.0, 41).reshape(1, 41).requires_grad_()
+    n(x).sum().backward()
+    assert torch.allclose(x.grad, (1.0 - (x.detach() - 1.0).abs()).clamp(min=0.0), atol=1e-6)
+
+
+def test_if_resets_by_subtraction():
+    n = make_neuron("if")
+    x = torch.tensor([0.6, 0.6, 0.6, 1.5]).reshape(4, 1)
+    # v: .6 | 1.2 → spike, .2 | .8 | 2.3 → spike, 1.3
+    assert n(x).flatten().tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert n.v.item() == pytest.approx(1.3)
+    assert n.step_mode == "m" and n.v_reset is None and n.v_threshold == 1.0
+
+
+def test_lif_tet_style_decay_half_hard_reset():
+    n = make_neuron("lif")
+    x = torch.full((5, 1), 0.6)
+    # v: .6 | .9 | 1.05 → spike, 0 | .6 | .9
+    assert n(x).flatten().tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert n.v.item() == pytest.approx(0.9)
+    assert n.tau == 2.0 and n.decay_input is False and n.v_reset == 0.0
+
+
+def test_converted_if_starts_at_half_threshold_emits_theta_and_resets():
+    n = make_neuron("if-converted", v_threshold=2.0)
+    assert isinstance(n, ConvertedIFNode)
+    x = torch.full((4, 1, 3), 0.9)
+    # v: 1 + .9 = 1.9 | 2.8 → θ, .8 | 1.7 | 2.6 → θ, .6
+    y1 = n(x)
+    assert y1[:, 0, 0].tolist() == [0.0, 2.0, 0.0, 2.0]
+    functional.reset_net(n)
+    assert n.v == 1.0
+    assert torch.equal(n(x), y1)  # reset ⇒ identical output
+
+
+@pytest.mark.parametrize("L,theta", [(4, 1.0), (8, 2.0), (16, 0.5)])
+def test_converted_if_matches_qcfs_exactly_for_T_equal_L(L, theta):
+    torch.manual_seed(0)
+    q = QCFS(L=L, lam=theta)
+    n = make_neuron("if-converted", v_threshold=theta)
+    # dyadic grid points (exact float arithmetic) + random points, all inside [0, θ]
+    grid = torch.arange(4 * L + 1) / (4 * L) * theta
+    z = torch.cat([grid, torch.rand(200) * theta])
+    out = n(z.expand(L, -1)).mean(0)
+    assert torch.allclose(out, q(z).detach(), atol=1e-6)
+    assert torch.equal(out[: grid.numel()], q(grid).detach())
+
+
+def test_make_neuron_errors():
+    with pytest.raises(UnknownNameError, match="valid: if, if-converted, lif"):
+        make_neuron("relu")
+    with pytest.raises(ValueError, match="v_threshold"):
+        make_neuron("if", v_threshold=0.0)
+    with pytest.raises(ValueError, match="decay"):
+        make_neuron("lif", decay=1.0)
+    with pytest.raises(ValueError, match="bad options"):
+        make_neuron("if", tau=2.0)
+    assert NEURONS.names() == ["if", "if-converted", "lif"]
+
+
+@pytest.mark.parametrize(
+    "kind,kw", [("if", {}), ("lif", {}), ("if-converted", {"v_threshold": 1.5})]
+)
+def test_every_kind_forward_backward_multistep(kind, kw):
+    torch.manual_seed(0)
+    n = make_neuron(kind, **kw)
+    x = (torch.rand(5, 2, 3, 4, 4) * 2).requires_grad_()
+    y = n(x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_neuron_backend_names_spikingjelly_and_implementation():
+    assert neuron_backend(make_neuron("if")) == "spikingjelly-2.0.0/if:torch-reference"
+    assert neuron_backend(make_neuron("lif")) == "spikingjelly-2.0.0/lif:torch-reference"
+    assert neuron_backend(QCFS(4)) == "torch/qcfs"
+
+
+@pytest.mark.gpu
+def test_neuron_backend_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    n = make_neuron("if-converted", v_threshold=2.0)
+    s = neuron_backend(n, device="cuda")
+    assert s.startswith("spikingjelly-2.0.0/if:") and "unavailable" not in s
+    x = torch.rand(8, 3, 5, device="cuda") * 2
+    assert torch.equal(n(x).cpu(), make_neuron("if-converted", v_threshold=2.0)(x.cpu()))
