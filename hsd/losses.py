@@ -1,0 +1,107 @@
+"""Losses as pure functions of tensors (logits time-first: student ``[T, N, K]``).
+
+- ``mean_ce``: frame-averaged cross-entropy, HSD Eq. 5 (ANN temporal training) and TET's CE term.
+- ``skd_loss``: step-wise KD, HSD Eq. 11/13 — a KL term per time step.
+- ``kd_loss``: vanilla Hinton KD on the time-averaged student (HSD Eq. 9/10), the Table 2/6
+  "HT+KD" comparison.
+
+Teacher logits are constants (detached here, so a caller cannot leak gradient into the ANN).
+KL uses ``batchmean`` (sum over classes, mean over samples), and the τ² factor keeps the
+gradient scale independent of τ (Hinton et al. 2015).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["kd_loss", "mean_ce", "skd_loss"]
+
+
+def _check_target(target: torch.Tensor, n: int, k: int, fn: str) -> None:
+    if target.dim() != 1 or target.shape[0] != n:
+        raise ValueError(f"{fn}: target must be [N={n}] class indices, got {tuple(target.shape)}")
+    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"{fn}: target must hold integer class indices, got {target.dtype}")
+
+
+def mean_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``[N, K]`` logits, or for ``[T, N, K]`` the mean over steps:
+
+        L = (1/T) · Σ_t CE(o_t, y)
+
+    (equal to CE on the ``[T·N, K]`` stack since every step has the same N).
+    """
+    if logits.dim() == 2:
+        _check_target(target, logits.shape[0], logits.shape[1], "mean_ce")
+        return F.cross_entropy(logits, target.long())
+    if logits.dim() == 3:
+        T, N, K = logits.shape
+        _check_target(target, N, K, "mean_ce")
+        return F.cross_entropy(logits.reshape(T * N, K), target.long().repeat(T))
+    raise ValueError(f"mean_ce: logits must be [N, K] or [T, N, K], got {tuple(logits.shape)}")
+
+
+def _check_kd(student, teacher, target, lam, tau, fn):
+    if student.dim() != 3:
+        raise ValueError(f"{fn}: student logits must be [T, N, K], got {tuple(student.shape)}")
+    T, N, K = student.shape
+    if teacher.shape != (N, K):
+        raise ValueError(
+            f"{fn}: teacher logits must be [N, K] = [{N}, {K}] (average a [T, N, K] teacher "
+            f"over its frames first), got {tuple(teacher.shape)}"
+        )
+    _check_target(target, N, K, fn)
+    if not tau > 0:
+        raise ValueError(f"{fn}: temperature tau must be > 0, got {tau!r}")
+    if not lam >= 0:
+        raise ValueError(f"{fn}: KD weight lam must be >= 0, got {lam!r}")
+
+
+def _kl_teacher_student(teacher_logits, student_logits, tau):
+    """τ²·KL(softmax(z/τ) ‖ softmax(o/τ)), batchmean, over the last axis; o may carry a
+    leading T axis, in which case the result is per step ([T])."""
+    log_p_s = F.log_softmax(student_logits / tau, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.detach() / tau, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)  # [..., N]
+    return tau**2 * kl.mean(-1)
+
+
+def skd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    target: torch.Tensor,
+    lam: float,
+    tau: float,
+) -> torch.Tensor:
+    """Step-wise knowledge distillation (HSD Eq. 11 + 13):
+
+        L = CE( (1/T)·Σ_t o_t , y ) + lam · (1/T) · Σ_t τ² · KL( softmax(z/τ) ‖ softmax(o_t/τ) )
+
+    ``student_logits`` o: ``[T, N, K]``; ``teacher_logits`` z: ``[N, K]`` (the frozen ANN's
+    logits averaged over the frames the student sees; detached); ``target`` y: ``[N]``.
+    With T = 1 it equals ``kd_loss``.
+    """
+    _check_kd(student_logits, teacher_logits, target, lam, tau, "skd_loss")
+    ce = F.cross_entropy(student_logits.mean(0), target.long())
+    kl_per_step = _kl_teacher_student(teacher_logits, student_logits, tau)  # [T]
+    return ce + lam * kl_per_step.mean()
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    target: torch.Tensor,
+    lam: float,
+    tau: float,
+) -> torch.Tensor:
+    """Vanilla KD on the time-averaged student (Hinton et al. 2015; HSD Eq. 9/10):
+
+        L = CE( ō , y ) + lam · τ² · KL( softmax(z/τ) ‖ softmax(ō/τ) ),   ō = (1/T)·Σ_t o_t
+
+    Same arguments as ``skd_loss``.
+    """
+    _check_kd(student_logits, teacher_logits, target, lam, tau, "kd_loss")
+    mean_o = student_logits.mean(0)
+    ce = F.cross_entropy(mean_o, target.long())
+    return ce + lam * _kl_teacher_student(teacher_logits, mean_o, tau)
