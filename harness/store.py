@@ -16,7 +16,7 @@ of concurrent processes never interleave, and the next writer moves a torn tail 
 Each stored line carries two store fields, ``_chunk`` (random id of its chunk) and ``_chunk_rows``
 (rows in that chunk), so a chunk cut short by a crash is recognised even when the cut fell exactly
 on a line boundary. Lines without them (hand-written stores) are accepted; consecutive such lines with
-the same ``run_id`` count as one chunk.
+the same ``run_id`` and ``status`` and rising ``t`` count as one chunk (one attempt of a run).
 
 Reading: a torn or incomplete final chunk is ignored with a `TornTailWarning` (so its run does not
 count as finished and will be run again); a bad line anywhere else is a `StoreError` naming the file
@@ -103,6 +103,13 @@ def _canonical(manifest: dict) -> Any:
     return json.loads(json.dumps(_jsonable(manifest), sort_keys=True))
 
 
+def _after(t: Any, prev: Any) -> bool:
+    try:
+        return t > prev
+    except TypeError:
+        return True
+
+
 # -- parsing ---------------------------------------------------------------------------------------
 def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
     """Rows of the complete chunks in `data`, and the byte offset where an ignored tail starts.
@@ -135,6 +142,7 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
     # Group into chunks: explicit `_chunk` ids, or runs of marker-less lines with one run_id.
     chunks: list[list[tuple[int, int, dict | None]]] = []
     prev_key: Any = object()
+    prev_t: Any = None
     for entry in parsed:
         row = entry[2]
         if row is None:
@@ -142,12 +150,15 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
         elif "_chunk" in row:
             key = ("chunk", row["_chunk"])
         else:
-            key = ("plain", row.get("run_id"))
-        if key == prev_key and key[0] != "invalid":
+            key = ("plain", row.get("run_id"), row.get("status"))
+        t = row.get("t") if row is not None else None
+        # One attempt of a run has one status and rising t; a repeat of t starts a new attempt.
+        rising = key[0] != "plain" or prev_t is None or t is None or _after(t, prev_t)
+        if key == prev_key and key[0] != "invalid" and rising:
             chunks[-1].append(entry)
         else:
             chunks.append([entry])
-        prev_key = key
+        prev_key, prev_t = key, t
 
     def complete(chunk: list[tuple[int, int, dict | None]]) -> bool:
         first = chunk[0][2]

@@ -1,0 +1,371 @@
+"""From stored result rows to the paper's tables and the data behind its plots (pure pandas).
+
+Every measured cell is the mean ± sample standard deviation (ddof = 1) over seeds of the top-1
+accuracy in percent, with the number of seeds ``n``; a single seed shows no ±. Only runs with
+status ``ok`` enter a mean; runs that failed, diverged or were infeasible are counted in a
+``non-ok`` column and in `status_table`. The paper's numbers (`harness.paper`) sit in their own
+columns named ``paper (<dataset>)`` and are never merged into measured cells; measured columns of
+simulated datasets are labelled ``(simulated)``.
+
+Conventions the rows follow (notes/CONTRACT.md, "Results vocabulary"): ``acc`` is a fraction in
+[0, 1] at inference step ``t`` of a model run for ``T`` steps; a table cell uses the row with
+t = T unless it says otherwise; a non-ok run stores one row with t = T and acc = NaN. If a run id
+was appended more than once (a retried run), only its last append counts.
+
+Public functions return DataFrames; `build_tables` returns them all by name and `write_tables`
+writes each one as CSV and Markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import paper
+from harness.store import CHUNK_COLUMN
+
+STATUSES = ("ok", "failed", "diverged", "infeasible")
+DATASET_ORDER = ("cifar10-dvs", "n-caltech101", "dvs-gesture", "n-digits", "sim-gestures")
+LATENCY_ORDER = ("hsd", "sts", "dts", "tet", "sltt", "sltt-k", "tcja")
+VARIANT_ORDER: dict[str, tuple[str, ...]] = {
+    "latency": LATENCY_ORDER,
+    "ablation": ("none", "HT", "SKD", "HT+KD", "HT+SKD"),
+    "quantization": ("L=4", "L=8", "L=16", "L=32"),
+    "ht": ("TET w/o HT", "TET w/ HT", "SLTT w/o HT", "SLTT w/ HT"),
+    "kd": ("baseline", "response", "feature", "both"),
+}
+MISSING = "–"  # shown for an empty cell
+
+
+# -- preparing rows ----------------------------------------------------------------------------------
+def prepare(rows: pd.DataFrame) -> pd.DataFrame:
+    """Normalise stored rows: fill optional columns, keep each run's last attempt, add ``acc_pct``.
+
+    Raises ValueError when ``acc`` is not a fraction (the tables would be off by 100x).
+    """
+    df = rows.copy()
+    for col in ("sweep", "dataset", "variant", "method", "run_id", "status", "error"):
+        if col not in df:
+            df[col] = None
+    for col in ("T", "t", "seed", "acc", "params", "energy_j", "stream_fraction"):
+        if col not in df:
+            df[col] = np.nan
+    df["variant"] = df["variant"].where(df["variant"].notna(), df["method"])
+    df["status"] = df["status"].where(df["status"].notna(), "unknown")
+    if df["run_id"].isna().any():
+        # Without a run id, a run is its configuration cell and seed.
+        parts = [df[c].map(str) for c in ("sweep", "dataset", "variant", "T", "seed")]
+        synth = parts[0].str.cat(parts[1:], sep="/")
+        df["run_id"] = df["run_id"].where(df["run_id"].notna(), synth)
+    if CHUNK_COLUMN in df and len(df):
+        last = df.groupby("run_id")[CHUNK_COLUMN].transform("max")
+        df = df[df[CHUNK_COLUMN] == last]
+    df["acc"] = pd.to_numeric(df["acc"], errors="coerce")
+    if (df["acc"] > 1.0 + 1e-9).any():
+        raise ValueError(
+            f"acc values up to {df['acc'].max()} found; stored accuracy must be a fraction in "
+            "[0, 1] (tables show percent)"
+        )
+    df["acc_pct"] = df["acc"] * 100.0
+    return df.reset_index(drop=True)
+
+
+def _final_step(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows measured at t = T (the accuracy of a model run for all of its T steps)."""
+    return df[df["t"] == df["T"]]
+
+
+def _order_key(values: pd.Series, order: tuple[str, ...]) -> pd.Series:
+    rank = {v: i for i, v in enumerate(order)}
+    return values.map(lambda v: (rank.get(v, len(order)), str(v)))
+
+
+def _sort(df: pd.DataFrame, by: list[str], sweep: str | None = None) -> pd.DataFrame:
+    if df.empty:
+        return df.reset_index(drop=True)
+    keys = []
+    for col in by:
+        if col == "variant":
+            keys.append(_order_key(df[col], VARIANT_ORDER.get(sweep or "", ())))
+        elif col == "dataset":
+            keys.append(_order_key(df[col], DATASET_ORDER))
+        else:
+            keys.append(df[col])
+    order = sorted(range(len(df)), key=lambda i: tuple(k.iloc[i] for k in keys))
+    return df.iloc[order].reset_index(drop=True)
+
+
+# -- statistics ----------------------------------------------------------------------------------------
+def summarize(df: pd.DataFrame, keys: list[str], value: str = "acc_pct") -> pd.DataFrame:
+    """Per group of `keys`: mean, std (ddof=1, NaN for one seed), n (ok runs) and non_ok (runs).
+
+    `df` is prepared rows; groups that only have non-ok runs appear with n = 0 and NaN mean.
+    """
+    cols = [*keys, "mean", "std", "n", "non_ok"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    ok = df[(df["status"] == "ok") & df[value].notna()]
+    stats = (
+        ok.groupby(keys, dropna=False)[value]
+        .agg(mean="mean", std=lambda s: s.std(ddof=1), n="count")
+        .reset_index()
+    )
+    bad = df[df["status"] != "ok"]
+    # A failed run stores its row at t = T; count it against every group of its cell.
+    bad_keys = [k for k in keys if k != "t"]
+    non_ok = bad.groupby(bad_keys, dropna=False)["run_id"].nunique().rename("non_ok").reset_index()
+    out = stats.merge(non_ok, on=bad_keys, how="outer") if len(non_ok) else stats
+    if "non_ok" not in out:
+        out["non_ok"] = 0
+    if "t" in keys and len(non_ok):
+        # Groups created only by failures have no t; they belong at t = T.
+        out["t"] = out["t"].where(out["t"].notna(), out.get("T"))
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["non_ok"] = out["non_ok"].fillna(0).astype(int)
+    return out[cols]
+
+
+def format_cell(mean: float, std: float, n: int) -> str:
+    """``81.10 ± 0.50`` for several seeds, ``81.10`` for one, ``–`` for none."""
+    if n == 0 or mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return MISSING
+    if n == 1 or std is None or math.isnan(std):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def dataset_label(dataset: str) -> str:
+    """Column label of a measured dataset; simulated ones say so."""
+    return f"{dataset} (simulated)" if dataset in paper.SIMULATED_DATASETS else dataset
+
+
+def _wide(summary: pd.DataFrame, row_keys: list[str], sweep: str, paper_values: dict | None):
+    """Rows = `row_keys`, per measured dataset the cell plus ``n`` and ``non-ok``, then paper columns."""
+    datasets = [d for d in DATASET_ORDER if d in set(summary["dataset"])]
+    datasets += sorted(set(summary["dataset"]) - set(datasets), key=str)
+    index = _sort(summary[row_keys].drop_duplicates(), row_keys, sweep)
+    out = index.copy()
+    for d in datasets:
+        sub = summary[summary["dataset"] == d]
+        merged = index.merge(sub, on=row_keys, how="left")
+        label = dataset_label(d)
+        out[label] = [
+            format_cell(m, s, int(n) if not pd.isna(n) else 0)
+            for m, s, n in zip(merged["mean"], merged["std"], merged["n"], strict=True)
+        ]
+        out[f"{label} n"] = merged["n"].fillna(0).astype(int).to_numpy()
+        out[f"{label} non-ok"] = merged["non_ok"].fillna(0).astype(int).to_numpy()
+    if paper_values:
+        real = [d for d in paper.PAPER_DATASETS if any(d in v for v in paper_values.values())]
+        for d in real:
+            vals = []
+            for _, row in index.iterrows():
+                key = tuple(row[k] for k in row_keys) if len(row_keys) > 1 else row[row_keys[0]]
+                if isinstance(key, tuple):
+                    key = tuple(int(k) if isinstance(k, (float, np.integer)) else k for k in key)
+                vals.append(paper_values.get(key, {}).get(d, np.nan))
+            out[paper.paper_column(d)] = vals
+    return out
+
+
+# -- the tables ------------------------------------------------------------------------------------
+def _sweep(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    return df[df["sweep"] == name]
+
+
+def figure2_data(df: pd.DataFrame) -> pd.DataFrame:
+    """Figure 2: accuracy (%) at t = T versus T, per dataset and variant (latency sweep), tidy."""
+    sub = _final_step(_sweep(df, "latency"))
+    return _sort(
+        summarize(sub, ["dataset", "variant", "T"]), ["dataset", "variant", "T"], "latency"
+    )
+
+
+def figure2_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Figure 2 as a table: rows (variant, T), a column per dataset, the paper's T = 1 values."""
+    s = summarize(_final_step(_sweep(df, "latency")), ["dataset", "variant", "T"])
+    return _wide(s, ["variant", "T"], "latency", paper.FIGURE2)
+
+
+def any_t_data(df: pd.DataFrame) -> pd.DataFrame:
+    """The "any t" curve: for the model trained at the largest T of each (dataset, variant), the
+    accuracy (%) at every inference step t = 1..T (cumulative mean of logits up to t)."""
+    sub = _sweep(df, "latency")
+    if sub.empty:
+        return summarize(sub, ["dataset", "variant", "T", "t"])
+    tmax = sub.groupby(["dataset", "variant"])["T"].transform("max")
+    sub = sub[sub["T"] == tmax]
+    s = summarize(sub, ["dataset", "variant", "T", "t"])
+    return _sort(s, ["dataset", "variant", "T", "t"], "latency")
+
+
+def table1(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: accuracy at each dataset's paper T (5; gestures 5 and 10) per method."""
+    sub = _final_step(_sweep(df, "latency"))
+    wanted = sub.apply(lambda r: r["T"] in paper.TABLE1_T.get(r["dataset"], ()), axis=1)
+    sub = sub[wanted] if len(sub) else sub
+    s = summarize(sub, ["dataset", "variant", "T"])
+    return _wide(s, ["variant", "T"], "latency", paper.TABLE1)
+
+
+def _variant_table(df: pd.DataFrame, sweep: str, paper_values: dict) -> pd.DataFrame:
+    s = summarize(_final_step(_sweep(df, sweep)), ["dataset", "variant", "T"])
+    out = _wide(s, ["variant", "T"], sweep, None)
+    if paper_values:
+        for d in [d for d in paper.PAPER_DATASETS if any(d in v for v in paper_values.values())]:
+            out[paper.paper_column(d)] = [
+                paper_values.get(v, {}).get(d, np.nan) for v in out["variant"]
+            ]
+    return out
+
+
+def table2(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 (ablation of HT and SKD): variants none, HT, SKD, HT+KD, HT+SKD."""
+    return _variant_table(df, "ablation", paper.TABLE2)
+
+
+def table3(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 3: the QCFS quantization step L of the pre-trained ANN."""
+    return _variant_table(df, "quantization", paper.TABLE3)
+
+
+def table4(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 4: hybrid training (HT) added to TET and SLTT."""
+    return _variant_table(df, "ht", paper.TABLE4)
+
+
+def table6(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 6: vanilla KD variants (response, feature, both) against the baseline."""
+    return _variant_table(df, "kd", paper.TABLE6)
+
+
+def table5(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 5: parameter count per dataset and architecture (params sweep, no training)."""
+    cols = ["dataset", "architecture", "params", "params (M)"]
+    sub = _sweep(df, "params")
+    sub = sub[sub["status"].isin(["ok", "unknown"]) & sub["params"].notna()]
+    if sub.empty:
+        return pd.DataFrame(columns=cols)
+    g = sub.groupby(["dataset", "variant"])["params"]
+    out = g.agg(lambda s: int(s.iloc[-1])).rename("params").reset_index()
+    out = out.rename(columns={"variant": "architecture"})
+    out["params (M)"] = (out["params"] / 1e6).round(2)
+    return _sort(out, ["dataset", "architecture"])[cols]
+
+
+def status_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs per status for each (sweep, dataset, variant); `total` counts distinct runs."""
+    keys = ["sweep", "dataset", "variant"]
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, *STATUSES, "total"])
+    runs = df.drop_duplicates("run_id")
+    counts = runs.groupby([*keys, "status"], dropna=False).size().unstack("status", fill_value=0)
+    extra = sorted(c for c in counts.columns if c not in STATUSES)
+    counts = counts.reindex(columns=[*STATUSES, *extra], fill_value=0).astype(int)
+    counts["total"] = counts.sum(axis=1)
+    out = counts.reset_index()
+    out.columns.name = None
+    return _sort(out, ["sweep", "dataset", "variant"])
+
+
+def failures(df: pd.DataFrame) -> pd.DataFrame:
+    """One line per non-ok run with its error text (what to look at after a sweep)."""
+    cols = ["sweep", "dataset", "variant", "T", "seed", "run_id", "status", "error"]
+    bad = df[df["status"] != "ok"].drop_duplicates("run_id")
+    return _sort(bad[cols], ["sweep", "dataset", "variant", "T", "seed"]) if len(bad) else bad[cols]
+
+
+def _cost_frame(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    sub = _sweep(df, "latency") if (df["sweep"] == "latency").any() else df
+    sub = _final_step(sub)
+    keys = ["sweep", "dataset", "variant", "T"]
+    s = summarize(sub, keys)
+    if column not in sub:
+        sub = sub.assign(**{column: np.nan})
+    ok = sub[sub["status"] == "ok"]
+    cost = ok.groupby(keys, dropna=False)[column].mean().rename(column).reset_index()
+    out = s.merge(cost, on=keys, how="left") if len(s) else s.assign(**{column: []})
+    return _sort(out, keys, "latency")
+
+
+def energy_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy (%) against the estimated inference energy per sample (J), one point per
+    (dataset, variant, T) at t = T; the latency sweep if present, else every sweep."""
+    return _cost_frame(df, "energy_j")
+
+
+def stream_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy (%) against the fraction of the event stream consumed before the decision
+    (HSD skips the T_p pre-training frames, so its fraction is (T_p + t) / F)."""
+    return _cost_frame(df, "stream_fraction")
+
+
+#: table name -> builder, in the order reports list them
+TABLES = {
+    "table1": table1,
+    "figure2": figure2_table,
+    "figure2_data": figure2_data,
+    "figure2_any_t": any_t_data,
+    "table2": table2,
+    "table3": table3,
+    "table4": table4,
+    "table5": table5,
+    "table6": table6,
+    "energy": energy_frame,
+    "stream_fraction": stream_frame,
+    "status": status_table,
+    "failures": failures,
+}
+
+
+def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table from stored rows (`ResultStore.rows()`), by name; empty ones included."""
+    df = prepare(rows)
+    return {name: fn(df) for name, fn in TABLES.items()}
+
+
+# -- writing -----------------------------------------------------------------------------------------
+def _md_cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return MISSING
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if v == 0 or 0.01 <= abs(v) < 1e6:
+            return f"{v:.2f}"
+        return f"{v:.3g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table (pandas' own needs `tabulate`, which this project does without)."""
+    header = [str(c) for c in df.columns]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+    lines = [
+        "| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
+        "| " + " | ".join("---:" if num else "---" for num in numeric) + " |",
+    ]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(df_rows: pd.DataFrame, out_dir: str | Path) -> dict[str, list[Path]]:
+    """Write every non-empty table as ``<name>.csv`` and ``<name>.md`` under `out_dir`.
+
+    Returns {table name: [csv path, md path]}; empty tables (sweeps that were not run) are skipped.
+    """
+    tables = build_tables(df_rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[Path]] = {}
+    for name, table in tables.items():
+        if table.empty:
+            continue
+        csv, md = out / f"{name}.csv", out / f"{name}.md"
+        table.to_csv(csv, index=False)
+        md.write_text(to_markdown(table))
+        written[name] = [csv, md]
+    return written
