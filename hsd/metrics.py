@@ -1,0 +1,238 @@
+"""Evaluation metrics: accuracy at every time step, firing rates, synaptic operations, energy.
+
+Usage in an evaluation loop (one context over the whole test set accumulates per-sample means)::
+
+    with SpikeStats(snn) as stats:
+        for x, y in batches:
+            logits = snn(x)                     # [T, N, K]
+            functional.reset_net(snn)
+    stats.firing_rates()                        # {layer: spikes per neuron per step}
+    ops = stats.synaptic_ops()                  # ops["macs"][t-1], ops["acs"][t-1]: per sample, steps 1..t
+    energy_joules(ops["macs"], ops["acs"])      # [T] joules per sample
+
+Operation counting (per sample, per time step, then cumulated over t):
+
+- MAC (multiply-accumulate) for the first weighted layer, which sees analog frames: the dense
+  count out_elements × (C_in/groups · k_h · k_w) for a conv, in × out for a linear layer. In a
+  QCFS ANN every weighted layer is counted as MACs this way.
+- AC (accumulate) for every later conv/linear layer of an SNN: each non-zero input event
+  triggers one accumulate per synapse it reaches, so ACs = Σ over non-zero inputs of their
+  fan-out (exact at borders: a conv of the event map with an all-ones kernel, the way
+  SpikingJelly's ``SynOpCounter`` counts spike-driven convolutions). Inputs that are non-zero
+  but not 0/1 — θ-amplitude spikes of converted neurons, average-pooled spikes — count as
+  events too (θ and the 1/4 of a 2×2 average pool fold into the weights on hardware).
+- BatchNorm (folded into the conv at inference), pooling, neuron updates and the final vote
+  are not counted.
+
+Why not ``spikingjelly.activation_based.op_counter`` directly: its ``SynOpCounter`` only counts
+inputs that are exactly binary, so it would miss every layer fed by θ-amplitude or pooled spikes;
+it reports totals over the merged T·N batch, not per time step; and it does not separate the
+analog first layer. ``tests/test_metrics.py`` checks this counter against ``SynOpCounter`` on
+binary spikes, where both apply.
+
+Energy (45 nm CMOS, 32-bit float; Horowitz, "Computing's energy problem (and what we can do
+about it)", ISSCC 2014): E_MAC = 4.6 pJ (3.7 pJ multiply + 0.9 pJ add), E_AC = 0.9 pJ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hsd.models import count_parameters
+from hsd.neurons import is_spiking_neuron
+
+__all__ = [
+    "E_AC_45NM",
+    "E_MAC_45NM",
+    "SpikeStats",
+    "accuracy_per_t",
+    "count_parameters",
+    "energy_joules",
+]
+
+E_MAC_45NM = 4.6e-12  # J per 32-bit float multiply-accumulate (Horowitz 2014)
+E_AC_45NM = 0.9e-12  # J per 32-bit float accumulate (Horowitz 2014)
+
+
+def accuracy_per_t(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Top-1 accuracy at every t = 1..T using the cumulative mean of logits up to t:
+    pred_t = argmax (1/t)·Σ_{s≤t} o_s. ``logits`` [T, N, K], ``target`` [N] → array [T] in [0, 1]."""
+    if logits.dim() != 3:
+        raise ValueError(f"accuracy_per_t: logits must be [T, N, K], got {tuple(logits.shape)}")
+    if target.shape != (logits.shape[1],):
+        raise ValueError(
+            f"accuracy_per_t: target must be [N={logits.shape[1]}], got {tuple(target.shape)}"
+        )
+    with torch.no_grad():
+        cum = logits.detach().float().cumsum(0)  # argmax of the sum = argmax of the mean
+        correct = cum.argmax(-1) == target.to(logits.device).view(1, -1)
+        return correct.float().mean(1).cpu().numpy().astype(np.float64)
+
+
+def energy_joules(macs, acs, e_mac: float = E_MAC_45NM, e_ac: float = E_AC_45NM):
+    """Energy estimate E = MACs·E_MAC + ACs·E_AC (scalars or arrays, e.g. the per-t arrays of
+    ``SpikeStats.synaptic_ops()``); defaults are the 45 nm constants above."""
+    return np.asarray(macs, dtype=np.float64) * e_mac + np.asarray(acs, dtype=np.float64) * e_ac
+
+
+def _dense_macs(module: nn.Module, out: torch.Tensor, n_rows: int) -> float:
+    """Dense MACs per row of the (merged) batch."""
+    if isinstance(module, nn.Conv2d):
+        per_out = (
+            module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        )
+        return out.numel() / n_rows * per_out
+    return out.numel() / n_rows * module.in_features
+
+
+def _event_acs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ACs per row: Σ over non-zero inputs of their fan-out. Returns [rows] (float64)."""
+    nz = (x != 0).to(torch.float32)
+    if isinstance(module, nn.Linear):
+        return nz.flatten(1).sum(1).double() * module.out_features
+    g = module.groups
+    ones = torch.ones((g, module.in_channels // g, *module.kernel_size), device=x.device)
+    occupancy = F.conv2d(nz, ones, None, module.stride, module.padding, module.dilation, g)
+    return occupancy.flatten(1).sum(1).double() * (module.out_channels // g)
+
+
+class SpikeStats:
+    """Hooks that count spikes and synaptic operations while a model runs (a context manager;
+    the hooks are removed on exit, the counts stay readable).
+
+    Works for the SNNs of ``hsd.models`` (input [T, N, ...]; stateless layers on the merged
+    [T·N, ...] batch) and for the QCFS ANN (input [B, ...], reported as T = 1, B samples).
+    Accumulates over every forward inside the context, so per-sample numbers are means over
+    all samples seen. All batches must have the same T.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._handles: list = []
+        self.weighted = [
+            (n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+        ]
+        self.neurons = [(n, m) for n, m in model.named_modules() if is_spiking_neuron(m)]
+        self.spiking = bool(self.neurons)
+        # the first weighted layer sees analog frames (MACs); in an SNN the rest see events
+        first = self.weighted[0][0] if self.weighted else None
+        self.kinds = {
+            n: ("mac" if (n == first or not self.spiking) else "ac") for n, _ in self.weighted
+        }
+        self.reset()
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.T: int | None = None
+        self.samples = 0
+        self._cur: tuple[int, int] | None = None
+        self._ops: dict[str, np.ndarray] = {}
+        self._spikes: dict[str, np.ndarray] = {}
+        self._neurons_per_sample: dict[str, int] = {}
+
+    def __enter__(self) -> SpikeStats:
+        self._handles.append(self.model.register_forward_pre_hook(self._on_input))
+        for name, m in self.weighted:
+            self._handles.append(m.register_forward_hook(self._ops_hook(name, self.kinds[name])))
+        for name, m in self.neurons:
+            self._handles.append(m.register_forward_hook(self._spike_hook(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _on_input(self, module, args) -> None:
+        x = args[0]
+        T, N = (x.shape[0], x.shape[1]) if self.spiking else (1, x.shape[0])
+        if self.T is not None and T != self.T:
+            raise ValueError(
+                f"SpikeStats: all batches in one context need the same T ({self.T}), got {T}; "
+                "use one SpikeStats per T"
+            )
+        self.T, self._cur = T, (T, N)
+        self.samples += N
+
+    def _rows_to_steps(self, values: torch.Tensor) -> np.ndarray:
+        """[T·N] per-row values → [T] summed over the N samples."""
+        if self._cur is None:
+            raise RuntimeError("SpikeStats hooks fired without a forward of the wrapped model")
+        T, N = self._cur
+        return values.reshape(T, N).sum(1).cpu().numpy()
+
+    def _add(self, store: dict, name: str, per_step: np.ndarray) -> None:
+        store[name] = store[name] + per_step if name in store else per_step.astype(np.float64)
+
+    def _ops_hook(self, name: str, kind: str):
+        def hook(module, args, out):
+            x = args[0]
+            with torch.no_grad():
+                if kind == "mac":
+                    rows = x.shape[0]
+                    per_row = torch.full(
+                        (rows,), _dense_macs(module, out, rows), dtype=torch.float64
+                    )
+                else:
+                    per_row = _event_acs(module, x.detach())
+            self._add(self._ops, name, self._rows_to_steps(per_row))
+
+        return hook
+
+    def _spike_hook(self, name: str):
+        def hook(module, args, out):
+            with torch.no_grad():
+                s = out.detach()
+                self._neurons_per_sample[name] = s[0, 0].numel()
+                per_step = (s != 0).flatten(2).sum(2).sum(1).double().cpu().numpy()
+            self._add(self._spikes, name, per_step)
+
+        return hook
+
+    # -- results -----------------------------------------------------------------------------
+    def firing_rates(self, per_t: bool = False) -> dict[str, float] | dict[str, np.ndarray]:
+        """Per spiking layer: mean spikes per neuron per time step (over all samples seen);
+        ``per_t=True`` gives the rate at each step t as an array [T]."""
+        out = {}
+        for name, spikes in self._spikes.items():
+            denom = self.samples * self._neurons_per_sample[name]
+            rate_t = spikes / denom
+            out[name] = rate_t if per_t else float(rate_t.mean())
+        return out
+
+    def mean_firing_rate(self) -> float:
+        """Spikes per neuron per step over all spiking layers together."""
+        total = sum(float(s.sum()) for s in self._spikes.values())
+        steps = sum(self.samples * self._neurons_per_sample[n] * self.T for n in self._spikes)
+        return total / steps if steps else 0.0
+
+    def synaptic_ops(self) -> dict:
+        """Per-sample operation counts, cumulative over time steps:
+
+        ``{"macs": [T], "acs": [T], "T": T, "samples": n, "per_layer": {name: {"kind": "mac" |
+        "ac", "per_step": [T]}}}`` where ``macs[t-1]``/``acs[t-1]`` are the operations one sample
+        needs to run steps 1..t (so the harness can report ops at every t ≤ T) and
+        ``per_step`` is the (non-cumulative) count of a layer at each step."""
+        if not self.samples:
+            raise RuntimeError("SpikeStats saw no forward pass; run the model inside `with`")
+        T = self.T
+        macs, acs = np.zeros(T), np.zeros(T)
+        per_layer = {}
+        for name, ops in self._ops.items():
+            per_step = ops / self.samples
+            kind = self.kinds[name]
+            per_layer[name] = {"kind": kind, "per_step": per_step}
+            if kind == "mac":
+                macs += per_step
+            else:
+                acs += per_step
+        return {
+            "macs": np.cumsum(macs),
+            "acs": np.cumsum(acs),
+            "T": T,
+            "samples": self.samples,
+            "per_layer": per_layer,
+        }

@@ -1,0 +1,141 @@
+"""Metrics: accuracy per t, firing rates, MAC/AC counts and energy against hand counts."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import functional
+from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
+
+from hsd.convert import ann_to_snn
+from hsd.metrics import (
+    E_AC_45NM,
+    E_MAC_45NM,
+    SpikeStats,
+    accuracy_per_t,
+    count_parameters,
+    energy_joules,
+)
+from hsd.models import vgg_snn
+from hsd.neurons import make_neuron
+
+
+def test_accuracy_per_t_uses_cumulative_mean():
+    logits = torch.tensor(
+        [
+            [[1.0, 0.0], [0.0, 1.0]],  # t=1: both right
+            [[0.0, 3.0], [0.0, 0.0]],  # cum: [1, 3] wrong, [0, 1] right
+            [[5.0, 0.0], [3.0, 0.0]],  # cum: [6, 3] right, [3, 1] wrong
+        ]
+    )
+    acc = accuracy_per_t(logits, torch.tensor([0, 1]))
+    assert acc.dtype == np.float64 and acc.tolist() == [1.0, 0.5, 0.5]
+    with pytest.raises(ValueError, match=r"\[T, N, K\]"):
+        accuracy_per_t(logits[0], torch.tensor([0, 1]))
+
+
+class TwoLayer(nn.Module):
+    """conv1 (1→2, identity kernel) → IF (θ = 1) → conv2 (2→3, 3×3, pad 1); time-first."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+        self.sn = make_neuron("if")
+        self.conv2 = nn.Conv2d(2, 3, 3, padding=1)
+        with torch.no_grad():
+            self.conv1.weight.zero_()
+            self.conv1.weight[:, 0, 1, 1] = 1.0
+
+    def forward(self, x):
+        T, N = x.shape[:2]
+        s = self.sn(self.conv1(x.flatten(0, 1)).unflatten(0, (T, N)))
+        self.spikes = s
+        return self.conv2(s.flatten(0, 1)).unflatten(0, (T, N))
+
+
+def two_layer_input():
+    # sample 0: corner (0,0) = 1, edge (0,1) = 1, interior (1,2) = .6; sample 1: silent
+    img = torch.zeros(2, 1, 4, 4)
+    img[0, 0, 0, 0] = img[0, 0, 0, 1] = 1.0
+    img[0, 0, 1, 2] = 0.6
+    return img.expand(2, *img.shape)  # T = 2
+
+
+def test_two_layer_ops_firing_and_energy_by_hand():
+    net = TwoLayer()
+    with SpikeStats(net) as stats:
+        net(two_layer_input())
+    # spikes: t=1 corner+edge in 2 channels (4); t=2 corner+edge+interior (6); 32 neurons/sample
+    rates = stats.firing_rates(per_t=True)["sn"]
+    assert rates.tolist() == [4 / 64, 6 / 64]  # 2 samples
+    assert stats.firing_rates()["sn"] == 5 / 64
+    ops = stats.synaptic_ops()
+    # conv1 sees analog frames: dense 2·4·4 outputs × 1·3·3 = 288 MACs per step
+    assert ops["macs"].tolist() == [288.0, 576.0]
+    # conv2: fan-out of a 3×3 pad-1 conv on 4×4 is 4 (corner) / 6 (edge) / 9 (interior), × 3
+    # t=1: 2 ch × (4 + 6) × 3 = 60, t=2: 2 × (4 + 6 + 9) × 3 = 114; per sample (2 samples)
+    assert ops["acs"].tolist() == [30.0, 87.0]
+    assert ops["per_layer"]["conv1"]["kind"] == "mac"
+    assert ops["per_layer"]["conv2"]["per_step"].tolist() == [30.0, 57.0]
+    assert ops["T"] == 2 and ops["samples"] == 2
+    e = energy_joules(ops["macs"], ops["acs"])
+    assert np.allclose(e, [288 * 4.6e-12 + 30 * 0.9e-12, 576 * 4.6e-12 + 87 * 0.9e-12])
+    assert (E_MAC_45NM, E_AC_45NM) == (4.6e-12, 0.9e-12)
+
+
+def test_ac_count_agrees_with_spikingjelly_synop_counter():
+    net = TwoLayer()
+    with SpikeStats(net) as stats:
+        net(two_layer_input())
+    counter = SynOpCounter()
+    with DispatchCounterMode([counter]):
+        net.conv2(net.spikes.flatten(0, 1))  # binary spikes: SynOpCounter applies
+    total = stats.synaptic_ops()["per_layer"]["conv2"]["per_step"].sum() * 2  # × samples
+    assert counter.get_total() == total == 174
+
+
+def test_stats_accumulate_over_batches_as_per_sample_means():
+    torch.manual_seed(0)
+    ann = vgg_snn(num_classes=4, size=16, width=0.125).eval()
+    for m in ann.modules():
+        if hasattr(m, "lam"):
+            m.lam.data.fill_(0.5)
+    snn = ann_to_snn(ann).eval()
+    x = torch.rand(3, 4, 2, 16, 16)
+    with torch.no_grad(), SpikeStats(snn) as whole:
+        snn(x)
+    functional.reset_net(snn)
+    with torch.no_grad(), SpikeStats(snn) as parts:
+        for chunk in x.split(2, dim=1):
+            snn(chunk)
+            functional.reset_net(snn)
+        with pytest.raises(ValueError, match="same T"):
+            snn(x[:2])
+    a, b = whole.synaptic_ops(), parts.synaptic_ops()
+    assert b["samples"] == 4  # the refused batch left the counts alone
+    assert np.allclose(a["acs"], b["acs"]) and np.allclose(a["macs"], b["macs"])
+    assert a["acs"][-1] > 0 and np.all(np.diff(a["acs"]) >= 0)
+    assert np.allclose(np.diff(a["macs"]), a["macs"][0])  # the analog layer costs the same each t
+    rates = whole.firing_rates()
+    assert len(rates) == 8 and all(0 <= r <= 1 for r in rates.values())
+    assert whole.firing_rates() == pytest.approx(parts.firing_rates())
+    assert 0 < whole.mean_firing_rate() <= 1
+
+
+def test_ann_counts_dense_macs_only():
+    ann = vgg_snn(num_classes=4, size=16, width=0.125)
+    with torch.no_grad(), SpikeStats(ann) as stats:
+        ann(torch.rand(3, 2, 16, 16))
+    ops = stats.synaptic_ops()
+    # Σ C_out·H·W·C_in·9 over the convs + FC 64·4, per image
+    chans = [2, 8, 16, 32, 32, 64, 64, 64, 64]
+    sides = [16, 16, 8, 8, 4, 4, 2, 2]
+    expected = sum(chans[i + 1] * sides[i] ** 2 * chans[i] * 9 for i in range(8)) + 64 * 4
+    assert ops["T"] == 1 and ops["macs"].tolist() == [expected] and ops["acs"].tolist() == [0]
+    assert stats.firing_rates() == {}
+    assert count_parameters(ann) == count_parameters(vgg_snn(4, size=16, width=0.125, neuron="if"))
+
+
+def test_no_forward_is_an_error():
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        SpikeStats(TwoLayer()).synaptic_ops()
