@@ -1,0 +1,213 @@
+"""SLTT: Spatial Learning Through Time (Meng et al., ICCV 2023), and SLTT-K.
+
+Online training: at every time step t the SNN runs one step (conv and batch norm see only that
+step's [N, ...] batch, "single-step mode"), the per-step loss
+
+    ℓ_t = [(1 − λ)·CE(o_t, y) + λ·MSE(o_t, y_mse)] / T
+
+is back-propagated at once, and the neuron states are cut from the graph before step t + 1, so
+no gradient flows through time and the autograd graph alive at any moment is one step deep:
+training memory does not grow with T. Gradients accumulate over the T steps; one optimiser step
+per batch (the engine steps it). SLTT-K back-propagates only K randomly chosen steps per batch;
+the other steps run under `no_grad` but still advance the neuron states (and batch-norm
+statistics), as in the authors' `train_SLTTK.py`.
+
+Neuron ("sltt", `SLTTNode`): the authors' `SLTTNeuron` (qymeng94/SLTT, modules/neuron.py):
+LIF without input decay, v_t = (1 − 1/τ)·sg(v_{t−1}) + x_t with τ = 1.1, spike s_t = H(v_t − 1),
+soft reset v_t ← v_t − s_t (reset by subtraction), triangle surrogate (`PiecewiseQuadratic`,
+their `-surrogate triangle` default); sg = stop-gradient on the whole previous state.
+
+Recipe (authors' README commands and `train_SLTT.py` defaults): λ = 0.05 (`-loss_lambda`);
+y_mse = one-hot labels on DVS-CIFAR10 (`-mse_n_reg`) and the constant 1.0 on DVS-Gesture
+(`-loss_means 1.0`); SGD momentum 0.9, cosine over 300 epochs (`-epochs 300 -T_max 300`),
+lr 0.05 / batch 128 (DVS-CIFAR10) and lr 0.1 / batch 16 (DVS-Gesture), weight decay 5e-4;
+K = 2 on DVS-CIFAR10 and 4 on DVS-Gesture (README, SLTT-K). Their VGG-11 dropout is not used:
+the HSD paper runs SLTT on VGG-SNN / SNN-5 (Table 1, Table 5).
+
+Option `ht` (SLTT only): start from HSD's converted SNN (IF neurons) and fine-tune with SLTT
+steps on the frames after T_p (the paper's Table 4, "SLTT w/ HT"); the states are detached
+between steps whatever the neuron, so the training is SLTT's for any neuron.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import base
+from torch import nn
+
+from baselines.common import (
+    check_neuron,
+    detach_states,
+    direct_defaults,
+    ht_defaults,
+    optimizer_for,
+    start_model,
+    train_and_test,
+)
+from hsd import neurons
+from hsd.config import ConfigError, RunConfig
+from hsd.engine import Evaluation
+from hsd.method import Method, RunContext, register
+
+SLTT_TAU = 1.1  # authors' `-tau` default
+SLTT_LAMBDA = 0.05  # authors' `-loss_lambda` default
+SLTT_K = {"vgg": 2, "snn5": 4}  # README: K = 2 on DVS-CIFAR10, 4 on DVS-Gesture
+
+
+class SLTTNode(base.MemoryModule):
+    """SLTT's LIF neuron: v_t = (1 − 1/τ)·sg(v_{t−1}) + x_t; s_t = H(v_t − θ); v_t −= θ·s_t.
+
+    Multi-step (`[T, N, ...]`) like the package's other neurons; because the previous state is
+    detached inside the update, even a whole-sequence forward carries no gradient through time.
+    The state starts at 0 and `reset()` (`functional.reset_net`) restores it.
+    """
+
+    def __init__(
+        self,
+        tau: float = SLTT_TAU,
+        v_threshold: float = 1.0,
+        surrogate_function=None,
+    ) -> None:
+        super().__init__()
+        if not tau > 1.0:
+            raise ValueError(f"SLTT tau must be > 1 (leak factor 1 - 1/tau in (0, 1)), got {tau}")
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.surrogate_function = surrogate_function or neurons.triangle()
+        self.step_mode = "m"
+        self.register_memory("v", 0.0)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.v
+        if not isinstance(v, torch.Tensor) or v.shape != x.shape:
+            v = torch.zeros_like(x)  # a new sequence (or a stale state of another batch)
+        h = (1.0 - 1.0 / self.tau) * v.detach() + x
+        spike = self.surrogate_function(h - self.v_threshold)
+        self.v = h - spike * self.v_threshold
+        return spike
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.single_step_forward(x) for x in x_seq])
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, v_threshold={self.v_threshold}, soft_reset, detach_v_prev"
+
+
+def _make_sltt(tau: float = SLTT_TAU, v_threshold: float = 1.0, surrogate_function=None):
+    return SLTTNode(tau, v_threshold, surrogate_function)
+
+
+if "sltt" not in neurons.NEURONS:
+    # Registered so `cfg.neuron = "sltt"` builds it by name, like the package's own kinds.
+    neurons.NEURONS.register("sltt", _make_sltt)
+
+
+def sltt_step_loss(
+    logits_t: torch.Tensor, target: torch.Tensor, T: int, lam: float, mse_target: str
+) -> torch.Tensor:
+    """ℓ_t = [(1 − λ)·CE(o_t, y) + λ·MSE(o_t, y_mse)] / T for one step's logits [N, K].
+
+    `mse_target`: "onehot" (y_mse = one-hot(y), DVS-CIFAR10) or "const" (y_mse = 1.0 everywhere,
+    DVS-Gesture)."""
+    ce = F.cross_entropy(logits_t, target)
+    if lam == 0:
+        return ce / T
+    if mse_target == "onehot":
+        y_mse = F.one_hot(target, logits_t.shape[-1]).to(logits_t.dtype)
+    elif mse_target == "const":
+        y_mse = torch.ones_like(logits_t)
+    else:
+        raise ValueError(f"mse_target must be 'onehot' or 'const', got {mse_target!r}")
+    return ((1.0 - lam) * ce + lam * F.mse_loss(logits_t, y_mse)) / T
+
+
+def make_sltt_step(k: int | None = None, lam: float = SLTT_LAMBDA, mse_target: str = "onehot"):
+    """The engine step function: per-step forward + backward, states detached between steps.
+
+    `k=None` back-propagates all T steps (SLTT); an int back-propagates `k` steps drawn at
+    random (torch's global generator, seeded by the run) per batch (SLTT-K). Returns the summed
+    loss of the back-propagated steps."""
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        T = x.shape[0]
+        chosen = set(range(T)) if k is None else set(torch.randperm(T)[: min(k, T)].tolist())
+        total = 0.0
+        for t in range(T):
+            if t in chosen:
+                loss = sltt_step_loss(model(x[t : t + 1])[0], y, T, lam, mse_target)
+                loss.backward()
+                total += float(loss.detach())
+            else:
+                with torch.no_grad():
+                    model(x[t : t + 1])
+            detach_states(model)
+        return total
+
+    return step
+
+
+def sltt_recipe(cfg: RunConfig, spec: Any) -> dict[str, Any]:
+    gesture = spec.arch == "snn5"
+    recipe: dict[str, Any] = {
+        "neuron": "sltt",
+        "lr": 0.1 if gesture else 0.05,
+        "weight_decay": 5e-4,
+        "epochs": 300,
+        "augment": "flip_roll",
+    }
+    if cfg.profile == "paper":
+        recipe["batch_size"] = 16 if gesture else 128
+    return recipe
+
+
+def mse_target_for(spec: Any) -> str:
+    return "const" if spec.arch == "snn5" else "onehot"
+
+
+class _SLTTBase(Method):
+    neuron = "sltt"
+
+    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
+        if cfg.option("ht", False):
+            return ht_defaults(cfg, spec)
+        return direct_defaults(cfg, spec, sltt_recipe(cfg, spec))
+
+    def check(self, cfg: RunConfig) -> None:
+        check_neuron(cfg)
+
+    def steps(self, cfg: RunConfig, spec: Any) -> int | None:
+        return None
+
+    def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
+        spec = ctx.data.spec
+        model, window = start_model(cfg, ctx)
+        opt = optimizer_for(cfg, model.parameters(), "sgd")
+        step = make_sltt_step(self.steps(cfg, spec), SLTT_LAMBDA, mse_target_for(spec))
+        return train_and_test(cfg, ctx, model, opt, train_window=window, step_fn=step)
+
+
+@register
+class SLTT(_SLTTBase):
+    name = "sltt"
+    summary = "online per-step BPTT with the temporal gradient cut (memory constant in T)"
+    options = {"ht": False}
+
+
+@register
+class SLTTK(_SLTTBase):
+    name = "sltt-k"
+    summary = "SLTT back-propagating K random steps per batch (K=2 CIFAR10-DVS, 4 DVS-Gesture)"
+    options = {"K": None}
+
+    def check(self, cfg: RunConfig) -> None:
+        check_neuron(cfg)
+        k = cfg.option("K")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.T):
+            raise ConfigError(f"sltt-k option K must be an integer in 1..T={cfg.T}, got {k!r}")
+
+    def steps(self, cfg: RunConfig, spec: Any) -> int:
+        k = cfg.option("K")
+        return min(SLTT_K[spec.arch], cfg.T) if k is None else int(k)

@@ -1,0 +1,132 @@
+"""TCJA-SNN: Temporal-Channel Joint Attention (Zhu et al., IEEE TNNLS 2024).
+
+Block on X ∈ [T, N, C, H, W] (shape preserved):
+
+    Z = mean_{H,W} X                        → [N, T, C]
+    A = Conv1d_{T→T, kernel k_t}(Z)         (slides over the channel axis: local channel mixing,
+                                              every time step sees every other)
+    B = Conv1d_{C→C, kernel k_c}(Zᵀ)ᵀ       (slides over the time axis: local time mixing,
+                                              every channel sees every other)
+    M = sigmoid(A ⊙ B);   Y = X ⊙ M         (broadcast over H, W)
+
+bias-free, 'same' padding; T²·k_t + C²·k_c parameters per block (authors' `src/tcja.py`).
+Because the first Conv1d has T input channels, a model is tied to the T it was built for,
+and M at step t depends on later frames (the 'same' padded convolutions look ahead):
+accuracy at t < T comes from a non-causal network (recorded as `causal = False` in the rows).
+
+Placement (authors' code): VGG-SNN (`VGGNet_2`, src/cifar10dvs.py): TCJA(k_t=4, k_c=4) after
+the 6th and 8th conv blocks, before their pooling; SNN-5 (`CextNet`, src/dvs128.py): TCJA(4, 4)
+after the 4th and 5th conv blocks, before their pooling.
+
+Recipe (authors' README/`src/cifar10dvs.py`): Adam lr 1e-3 without weight decay, cosine
+(`-T_max 1024`), 1024 epochs, batch 16; flip + roll ±5 px augmentation (`dvs_aug`); loss: the
+`-loss` default "mse" = MSE(mean_t o_t, one-hot(y)) (option `loss`: "mse" | "ce" | "tet").
+Neuron: the package's TET-style LIF (decay 0.5, hard reset), as for TET.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.common import check_neuron, direct_defaults, fresh_snn, train_and_test
+from baselines.tet import tet_loss
+from hsd.config import ConfigError, RunConfig
+from hsd.engine import Evaluation, make_optimizer
+from hsd.method import Method, RunContext, register
+
+# Conv-block numbers (1-based) the block follows, per architecture (authors' code).
+TCJA_AFTER = {"vgg": (6, 8), "snn5": (4, 5)}
+TCJA_KT, TCJA_KC = 4, 4
+LOSSES = ("mse", "ce", "tet")
+
+
+class TCJA(nn.Module):
+    """Temporal-channel joint attention over [T, N, C, H, W] for a fixed T and C."""
+
+    def __init__(self, T: int, channels: int, k_t: int = TCJA_KT, k_c: int = TCJA_KC) -> None:
+        super().__init__()
+        for name, v in (("T", T), ("channels", channels), ("k_t", k_t), ("k_c", k_c)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"TCJA {name} must be a positive integer, got {v!r}")
+        self.T, self.channels = T, channels
+        # conv_t: T in/out channels, kernel over C; conv_c: C in/out channels, kernel over T.
+        self.conv_t = nn.Conv1d(T, T, k_t, padding="same", bias=False)
+        self.conv_c = nn.Conv1d(channels, channels, k_c, padding="same", bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[0] != self.T or x.shape[2] != self.channels:
+            raise ValueError(
+                f"TCJA built for T={self.T}, C={self.channels} expects [T, N, C, H, W] with those "
+                f"sizes, got {tuple(x.shape)}; a TCJA model runs only at the T it was built for"
+            )
+        z = x.mean(dim=(3, 4)).transpose(0, 1)  # [N, T, C]
+        a = self.conv_t(z)  # [N, T, C]
+        b = self.conv_c(z.transpose(1, 2)).transpose(1, 2)  # [N, T, C]
+        m = torch.sigmoid(a * b).transpose(0, 1)  # [T, N, C]
+        return x * m[..., None, None]
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}, channels={self.channels}"
+
+
+def tcja_blocks(arch: str, T: int, k_t: int = TCJA_KT, k_c: int = TCJA_KC) -> dict:
+    """`block_extra` for `hsd.models`: conv-block number → factory(channels) → TCJA."""
+    return {i: (lambda c: TCJA(T, c, k_t, k_c)) for i in TCJA_AFTER[arch]}
+
+
+def tcja_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """ "mse": MSE(mean_t o_t, one-hot(y)) (authors' default); "ce": CE(mean_t o_t, y);
+    "tet": TET's loss (their `src/tet` scripts' option)."""
+    if kind == "mse":
+        mean = logits.mean(0)
+        return F.mse_loss(mean, F.one_hot(target, mean.shape[-1]).to(mean.dtype))
+    if kind == "ce":
+        return F.cross_entropy(logits.mean(0), target)
+    if kind == "tet":
+        return tet_loss(logits, target)
+    raise ValueError(f"TCJA loss must be one of {LOSSES}, got {kind!r}")
+
+
+@register
+class TCJAMethod(Method):
+    name = "tcja"
+    summary = "VGG-SNN / SNN-5 with TCJA blocks (authors' placement), LIF, same T"
+    neuron = "lif"
+    options = {"loss": "mse"}
+
+    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
+        recipe = {
+            "neuron": "lif",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "epochs": 1024,
+            "augment": "flip_roll",
+        }
+        if cfg.profile == "paper":
+            recipe["batch_size"] = 16
+        return direct_defaults(cfg, spec, recipe)
+
+    def check(self, cfg: RunConfig) -> None:
+        check_neuron(cfg)
+        if cfg.option("loss") not in LOSSES:
+            raise ConfigError(
+                f"tcja option loss={cfg.option('loss')!r}; valid: {', '.join(LOSSES)}"
+            )
+
+    def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
+        model = fresh_snn(cfg, ctx, block_extra=tcja_blocks(ctx.data.spec.arch, cfg.T))
+        opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)
+        kind = cfg.option("loss")
+        ctx.info["causal"] = False
+        return train_and_test(
+            cfg,
+            ctx,
+            model,
+            opt,
+            train_window=slice(0, cfg.T),
+            loss_fn=lambda m, x, y: tcja_loss(m(x), y, kind),
+        )

@@ -1,0 +1,75 @@
+"""TCJA block: parameter count, shape, the joint attention by hand, and the authors' placement."""
+
+import pytest
+import torch
+from torch import nn
+
+from baselines.tcja import TCJA, tcja_blocks, tcja_loss
+from hsd.models import count_parameters, snn5, vgg_snn
+
+
+@pytest.mark.parametrize("T,C,kt,kc", [(5, 8, 4, 4), (10, 512, 4, 4), (3, 6, 2, 3)])
+def test_tcja_parameter_count(T, C, kt, kc):
+    block = TCJA(T, C, kt, kc)
+    assert sum(p.numel() for p in block.parameters()) == T * T * kt + C * C * kc
+
+
+def test_tcja_preserves_shape_and_refuses_other_T():
+    torch.manual_seed(0)
+    block = TCJA(4, 6)
+    x = torch.rand(4, 3, 6, 5, 5)
+    assert block(x).shape == x.shape
+    with pytest.raises(ValueError, match="T=4"):
+        block(torch.rand(5, 3, 6, 5, 5))
+
+
+def test_tcja_by_hand_with_unit_kernels():
+    # k_t = k_c = 1: A[n,t,c] = Σ_t' Wt[t,t']·Z[n,t',c];  B[n,t,c] = Σ_c' Wc[c,c']·Z[n,t,c'].
+    torch.manual_seed(0)
+    T, N, C = 3, 2, 4
+    block = TCJA(T, C, 1, 1)
+    x = torch.rand(T, N, C, 2, 2)
+    wt = block.conv_t.weight[:, :, 0]
+    wc = block.conv_c.weight[:, :, 0]
+    z = x.mean(dim=(3, 4))  # [T, N, C]
+    expect = torch.empty_like(x)
+    for t in range(T):
+        for n in range(N):
+            for c in range(C):
+                a = sum(wt[t, u] * z[u, n, c] for u in range(T))
+                b = sum(wc[c, d] * z[t, n, d] for d in range(C))
+                expect[t, n, c] = x[t, n, c] * torch.sigmoid(a * b)
+    torch.testing.assert_close(block(x), expect)
+
+
+def test_tcja_placement_vgg_after_blocks_6_and_8_before_pool():
+    model = vgg_snn(
+        num_classes=10, size=16, width=1 / 16, neuron="lif", block_extra=tcja_blocks("vgg", 5)
+    )
+    layers = list(model.features)
+    idx = [i for i, m in enumerate(layers) if isinstance(m, TCJA)]
+    assert len(idx) == 2
+    convs_before = [sum(isinstance(m, nn.Conv2d) for m in layers[:i]) for i in idx]
+    assert convs_before == [6, 8]
+    assert all(isinstance(layers[i + 1], nn.AvgPool2d) for i in idx)
+    base = vgg_snn(num_classes=10, size=16, width=1 / 16, neuron="lif")
+    c6, c8 = (layers[i].channels for i in idx)
+    assert count_parameters(model) - count_parameters(base) == 2 * 25 * 4 + (c6**2 + c8**2) * 4
+    assert model(torch.rand(5, 2, 2, 16, 16)).shape == (5, 2, 10)
+
+
+def test_tcja_placement_snn5_after_blocks_4_and_5():
+    model = snn5(
+        num_classes=11, size=32, width=1 / 16, neuron="lif", block_extra=tcja_blocks("snn5", 4)
+    )
+    layers = list(model.features)
+    idx = [i for i, m in enumerate(layers) if isinstance(m, TCJA)]
+    assert [sum(isinstance(m, nn.Conv2d) for m in layers[:i]) for i in idx] == [4, 5]
+
+
+def test_tcja_loss_by_hand():
+    logits = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]])  # mean = [1, 0]
+    y = torch.tensor([1])
+    assert tcja_loss(logits, y, "mse").item() == pytest.approx((1.0 + 1.0) / 2)
+    with pytest.raises(ValueError, match="mse"):
+        tcja_loss(logits, y, "hinge")
