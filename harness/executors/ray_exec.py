@@ -1,0 +1,259 @@
+"""The `ray` executor: one Ray Tune trial per run, on a local Ray instance or a cluster.
+
+- Resources per trial via `tune.with_resources(..., {"cpu": c, "gpu": g})`; fractional GPUs pack
+  several runs on one card (Ray sets CUDA_VISIBLE_DEVICES for each trial).
+- Paths are absolute everywhere: Tune changes each trial's working directory.
+- Checkpoints go to ``<out>/checkpoints/<run_id>`` (the engine's per-epoch checkpoints), not to
+  Tune checkpoints, so a retry (`FailureConfig(max_failures=retries)`) or a rerun of the command
+  resumes from them. On one machine the driver and workers share that folder; a multi-node
+  cluster needs ``--out`` on a filesystem mounted at the same path on every node (NFS, ...).
+- Single writer: trials never touch the store. Each trial writes its rows atomically to
+  ``<out>/pending/<run_id>.json`` and reports them in its final `tune.report`; a `Callback` in the
+  driver appends them to the store as each trial finishes. Pending files left by a killed driver
+  are ingested by the next run, so finished work is never lost or repeated.
+- Resuming is the harness's own (store run ids + epoch checkpoints), not `Tuner.restore`: every
+  invocation starts a fresh Tune experiment with only the unfinished trials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.executors import ExecOptions, ExecutorError
+from harness.sweeps import Trial
+from harness.trial import drop_checkpoints, failure_row, run_trial
+
+# Environment a trial process needs to see the same methods and data as the driver.
+FORWARD_ENV = ("HSD_EXTRA_METHODS", "HSD_DATA_DIR", "PYTHONPATH")
+_STARTED_RAY = False
+
+
+def check_address(address: str | None, timeout: float = 3.0) -> None:
+    """Fail fast (ExecutorError) when a cluster address does not answer, instead of hanging."""
+    if not address or address == "auto":
+        return
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ExecutorError(
+            f"--address {address!r}: expected host:port of the Ray head (e.g. 10.0.0.1:6379)"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ExecutorError(
+            f"--address {address}: no Ray head answers there ({err}). Start one with "
+            f"`ray start --head --port={port}` or drop --address to use a local Ray instance"
+        ) from None
+
+
+def init(address: str | None) -> None:
+    """Join the cluster at `address`, or start a local instance with all of this machine's CPUs."""
+    global _STARTED_RAY
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the driver shows its own progress bar
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {k: os.environ[k] for k in FORWARD_ENV if os.environ.get(k)}
+    # Trials must import this checkout even when they start in a Tune trial folder.
+    repo = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
+    kw = dict(runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False)
+    try:
+        if address:
+            check_address(address)
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kw)
+            _STARTED_RAY = True
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ExecutorError(
+            f"cannot start or join Ray (address={address or 'local'}): {err}"
+        ) from err
+
+
+def shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _pending_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / "pending"
+
+
+def _write_pending(out_dir: Path, run_id: str, rows: list[dict]) -> None:
+    d = _pending_dir(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{run_id}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(rows))
+    os.replace(tmp, d / f"{run_id}.json")
+
+
+def _trainable(config: dict, trials: list[dict], opts: dict) -> None:
+    """One Tune trial = one run. Runs in a Ray worker process."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(opts["threads"])))
+    trial = Trial.from_dict(trials[config["idx"]])
+
+    def on_epoch(stage, epoch, epochs, record):
+        tune.report(
+            {"stage": stage, "epoch": epoch, "epochs": epochs, "val_acc": record.get("val_acc")}
+        )
+
+    rows = run_trial(
+        trial,
+        out_dir=opts["out_dir"],
+        root=opts["root"],
+        cache_dir=opts["cache_dir"],
+        device=opts["device"],
+        retries=opts["retries"],
+        on_epoch=on_epoch,
+    )
+    _write_pending(Path(opts["out_dir"]), trial.run_id, rows)
+    tune.report({"final": True, "status": rows[0]["status"], "rows_json": json.dumps(rows)})
+
+
+class _Ingest:
+    """Driver side: move finished trials' rows into the store (the only writer) exactly once."""
+
+    def __init__(self, store, opts: ExecOptions, trials: Sequence[Trial], bar):
+        self.store, self.opts, self.bar = store, opts, bar
+        self.by_id = {t.run_id: t for t in trials}
+        self.done: set[str] = set()
+        self.counts: Counter = Counter()
+
+    def add(self, run_id: str, rows: list[dict]) -> None:
+        if run_id in self.done:
+            return
+        self.store.append(rows)
+        self.done.add(run_id)
+        status = rows[0].get("status", "ok")
+        self.counts[status] += 1
+        (_pending_dir(self.opts.out_dir) / f"{run_id}.json").unlink(missing_ok=True)
+        if status == "ok" and not self.opts.keep_checkpoints:
+            drop_checkpoints(self.opts.out_dir, run_id)
+        if status != "ok" and self.bar is not None:
+            t = self.by_id.get(run_id)
+            self.bar.write(
+                f"{status}: {t.label() if t else run_id}: {str(rows[0].get('error')).splitlines()[0][:200]}"
+            )
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def leftovers(self, finished: set[str]) -> None:
+        """Rows a killed driver never stored: ingest those of this grid, drop the rest."""
+        d = _pending_dir(self.opts.out_dir)
+        if not d.is_dir():
+            return
+        for f in sorted(d.glob("*.json")):
+            run_id = f.stem
+            if run_id in self.by_id and run_id not in finished:
+                try:
+                    rows = json.loads(f.read_text())
+                except ValueError:
+                    f.unlink()  # a torn file cannot come from os.replace; be safe anyway
+                    continue
+                self.add(run_id, rows)
+            else:
+                f.unlink()
+
+
+def run(
+    trials: Sequence[Trial],
+    store,
+    opts: ExecOptions,
+    *,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+) -> Counter:
+    """Run `trials` with Ray Tune; returns a Counter of statuses of the trials stored."""
+    from tqdm.auto import tqdm
+
+    init(address)
+    from ray import tune
+
+    if gpus_per_trial is None:
+        import ray
+
+        gpus_per_trial = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    bar = tqdm(
+        total=len(trials),
+        unit="trial",
+        desc="trials",
+        disable=not opts.progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    ingest = _Ingest(store, opts, trials, bar)
+    ingest.leftovers(store.finished_run_ids())
+    todo = [t for t in trials if t.run_id not in ingest.done]
+    if not todo:
+        bar.close()
+        return ingest.counts
+    running: dict[str, str] = {}
+
+    class Collector(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            t = todo[trial.config["idx"]]
+            if result.get("final"):
+                ingest.add(t.run_id, json.loads(result["rows_json"]))
+                running.pop(t.run_id, None)
+            else:
+                running[t.run_id] = (
+                    f"{t.label()} {result.get('stage')} {result.get('epoch')}/{result.get('epochs')}"
+                )
+            bar.set_postfix_str(" | ".join(list(running.values())[:2]))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            # The worker died max_failures + 1 times (crash, lost node): record it, keep going.
+            t = todo[trial.config["idx"]]
+            err = f"Ray trial error: {getattr(trial, 'error_file', None) or 'worker died'}"
+            ingest.add(t.run_id, [failure_row(t, "failed", err, 0.0, opts.retries + 1)])
+            running.pop(t.run_id, None)
+
+    run_opts = {
+        "out_dir": str(opts.out_dir),
+        "root": opts.root,
+        "cache_dir": opts.cache_dir,
+        "device": opts.device,
+        "retries": opts.retries,
+        "threads": cpus_per_trial,
+    }
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, trials=[t.to_dict() for t in todo], opts=run_opts),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"idx": tune.grid_search(list(range(len(todo))))},
+        tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{store.out_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(Path(opts.out_dir) / "ray_results"),
+            failure_config=tune.FailureConfig(max_failures=opts.retries),
+            callbacks=[Collector()],
+            verbose=0,
+        ),
+    )
+    try:
+        tuner.fit()
+    finally:
+        bar.close()
+    # Anything Tune finished without a final report (should not happen) is left to the next run.
+    ingest.leftovers(store.finished_run_ids() | ingest.done)
+    return ingest.counts

@@ -1,0 +1,95 @@
+"""Fake fast methods for the harness tests (not part of the library).
+
+Imported by the harness through the documented test hook ``HSD_EXTRA_METHODS=tests.fake_methods``
+(see `harness.sweeps.load_methods`), so that Ray workers and CLI subprocesses register them too.
+They go through the real `hsd.method.resolve`/`execute` (real dataset registry, real frame cache)
+but skip training: each "epoch" sleeps ``$HSD_FAKE_EPOCH_S`` seconds, writes a checkpoint file
+into the run's checkpoint folder (resumed on rerun, like the engine's) and appends a line to
+``$HSD_FAKE_COUNTER`` so tests can count how often each run started and which epochs ran.
+
+Option ``mode``: "ok" | "fail" (RuntimeError every time) | "diverge" | "oom".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from hsd.method import METHODS, Method, RunContext
+
+
+def _log(line: str) -> None:
+    path = os.environ.get("HSD_FAKE_COUNTER")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+class _Eval:
+    """Stands in for hsd.engine.Evaluation: acc at t = 1..T is a function of the config only."""
+
+    def __init__(self, cfg, samples: int):
+        self.cfg, self.samples = cfg, samples
+
+    def rows(self, cfg) -> list[dict[str, Any]]:
+        base = (cfg.seed + 1) / 100
+        return [
+            {"t": t, "acc": round(base + t / 10, 6), "test_samples": self.samples, "params": 1}
+            for t in range(1, cfg.T + 1)
+        ]
+
+
+class Fake(Method):
+    name = "fake"
+    summary = "test double: no training, deterministic accuracies"
+    neuron = "if"
+    options = {"mode": "ok"}
+
+    def defaults(self, cfg, spec) -> dict[str, Any]:
+        # One frame cache (frames, size) for every T keeps the tests to one cache build;
+        # pre_frames = 1 makes T <= F_total - 1 like HSD.
+        return {"frames": spec.default_frames, "pre_frames": 1, "epochs": 3, "pre_epochs": 0,
+                "size": 8, "batch_size": 16}  # fmt: skip
+
+    def run(self, cfg, ctx: RunContext):
+        run_id = cfg.run_id()
+        _log(f"start {run_id}")
+        mode = cfg.option("mode")
+        if mode == "fail":
+            raise RuntimeError("fake failure")
+        if mode == "oom":
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        ck = ctx.checkpoint_dir / "fake.json" if ctx.checkpoint_dir else None
+        start = json.loads(ck.read_text())["epoch"] if ck and ck.exists() else 0
+        for epoch in range(start + 1, cfg.epochs + 1):
+            time.sleep(float(os.environ.get("HSD_FAKE_EPOCH_S", "0.02")))
+            if mode == "diverge":
+                from hsd.engine import DivergedError
+
+                raise DivergedError("loss is nan (fake)")
+            if ck:
+                ck.parent.mkdir(parents=True, exist_ok=True)
+                ck.write_text(json.dumps({"epoch": epoch}))
+            _log(f"epoch {run_id} {epoch}")
+            if ctx.on_epoch:
+                ctx.on_epoch("fake", epoch, cfg.epochs, {"loss": 1.0 / epoch, "val_acc": 0.5})
+        ctx.info["best_val_acc"] = round(0.5 + cfg.seed / 100 + (cfg.kd_lambda or 0) / 1000, 6)
+        return _Eval(cfg, len(ctx.data.test))
+
+
+if "fake" not in METHODS:  # imported twice (as tests.fake_methods and fake_methods) is harmless
+    METHODS.register("fake", Fake())
+
+
+class FakeFail(Fake):
+    name = "fake-fail"
+    summary = "test double that raises on every attempt"
+    options = {"mode": "fail"}
+
+
+if "fake-fail" not in METHODS:
+    METHODS.register("fake-fail", FakeFail())

@@ -1,0 +1,177 @@
+"""Sweeps as data (harness.sweeps) and one robust trial (harness.trial)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness import sweeps as S
+from harness.trial import run_trial
+from hsd.config import RunConfig
+
+pytest_plugins = ["harness_helpers"]  # the data_env fixture
+
+
+def test_latency_grid_is_datasets_x_T_x_methods_x_seeds():
+    trials = S.expand(
+        "latency", datasets=["n-digits"], methods=["hsd", "sts"], T=[1, 2, 3], seeds=2
+    )
+    assert len(trials) == 1 * 3 * 2 * 2
+    assert {(t.variant, t.cfg.T, t.cfg.seed) for t in trials} == {
+        (m, T, s) for m in ("hsd", "sts") for T in (1, 2, 3) for s in (0, 1)
+    }
+    assert all(t.sweep == "latency" and t.variant == t.cfg.method for t in trials)
+
+
+def test_default_latency_grid_per_profile():
+    smoke = S.expand("latency")
+    assert {t.cfg.dataset for t in smoke} == set(S.DEFAULT_DATASETS)
+    assert len(smoke) == sum(len(S.T_GRID["smoke"][d]) for d in S.DEFAULT_DATASETS) * 6
+    paper = S.expand("latency", datasets=["cifar10-dvs"], profile="paper")
+    assert sorted({t.cfg.T for t in paper}) == list(range(1, 10))  # T <= F_total - 1
+    assert len(paper) == 9 * 6 * 3  # 3 seeds by default on the paper profile
+
+
+def test_table_sweeps_use_the_paper_T_and_the_contract_variants():
+    abl = S.expand("ablation", datasets=["n-digits", "sim-gestures"])
+    assert {(t.cfg.dataset, t.cfg.T) for t in abl} == {("n-digits", 5), ("sim-gestures", 10)}
+    got = {t.variant: dict(t.cfg.options) for t in abl if t.cfg.dataset == "n-digits"}
+    assert got == {
+        "none": {"ht": False, "distill": "none"},
+        "HT": {"ht": True, "distill": "none"},
+        "SKD": {"ht": False, "distill": "skd"},
+        "HT+KD": {"ht": True, "distill": "kd"},
+        "HT+SKD": {"ht": True, "distill": "skd"},
+    }
+    q = S.expand("quantization", datasets=["n-digits"])
+    assert [(t.variant, t.cfg.L) for t in q] == [(f"L={L}", L) for L in (4, 8, 16, 32)]
+    ht = S.expand("ht", datasets=["n-digits"])
+    assert [(t.variant, t.cfg.method, t.cfg.option("ht")) for t in ht] == [
+        ("TET w/o HT", "tet", False),
+        ("TET w/ HT", "tet", True),
+        ("SLTT w/o HT", "sltt", False),
+        ("SLTT w/ HT", "sltt", True),
+    ]
+    kd = S.expand("kd", datasets=["n-digits"], T=[4])
+    assert [(t.variant, t.cfg.method, t.cfg.T) for t in kd] == [
+        ("baseline", "sts", 4),
+        ("response", "kd-response", 4),
+        ("feature", "kd-feature", 4),
+        ("both", "kd-both", 4),
+    ]
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"sweep": "nope"}, "unknown training sweep"),
+        ({"sweep": "latency", "profile": "huge"}, "unknown profile"),
+        ({"sweep": "latency", "seeds": 0}, "--seeds must be >= 1"),
+        ({"sweep": "ablation", "methods": ["hsd"]}, "latency sweep only"),
+        ({"sweep": "ablation", "datasets": ["mystery"]}, "no default T"),
+    ],
+)
+def test_expand_rejects_bad_requests(kw, msg):
+    sweep = kw.pop("sweep")
+    with pytest.raises(S.SweepError, match=msg):
+        S.expand(sweep, **kw)
+
+
+def test_best_params_apply_to_hsd_only_and_keep_the_quantization_variable():
+    best = {"n-digits": {"kd_lambda": 0.3, "L": 8}}
+    lat = S.expand("latency", datasets=["n-digits"], methods=["hsd", "sts"], T=[2], best=best)
+    by = {t.variant: t.cfg for t in lat}
+    assert (by["hsd"].kd_lambda, by["hsd"].L) == (0.3, 8)
+    assert (by["sts"].kd_lambda, by["sts"].L) == (None, None)
+    q = S.expand("quantization", datasets=["n-digits"], best=best)
+    assert [t.cfg.L for t in q] == [4, 8, 16, 32] and {t.cfg.kd_lambda for t in q} == {0.3}
+
+
+def test_trial_round_trip_keeps_the_run_id():
+    t = S.Trial("ablation", "HT", RunConfig("hsd", "n-digits", 5, options={"ht": True}))
+    back = S.Trial.from_dict(t.to_dict())
+    assert back == t and back.run_id == t.run_id
+
+
+def test_trial_cost_counts_epoch_frames():
+    cfg = RunConfig("hsd", "n-digits", 3, frames=10, pre_frames=7, epochs=4, pre_epochs=5)
+    assert S.trial_cost(cfg) == 5 * 7 + 4 * 3
+
+
+def test_resolve_all_validates_before_running_and_dedupes(data_env):
+    good = S.expand("latency", datasets=["n-digits"], methods=["fake"], T=[1, 2], seeds=1)
+    resolved = S.resolve_all(good + good)  # the same configs twice: kept once
+    assert [t.cfg.T for t in resolved] == [1, 2]
+    assert all(t.cfg.frames == 10 and t.cfg.epochs == 3 for t in resolved)
+    bad = S.expand("latency", datasets=["n-digits"], methods=["fake", "nosuch"], T=[2, 10])
+    with pytest.raises(S.SweepError) as err:
+        S.resolve_all(bad)
+    text = str(err.value)
+    assert "unknown method 'nosuch'" in text and "exceeds the 10 frames" in text
+    assert text.startswith("3 invalid trial config(s)")  # nosuch T=2, nosuch T=10, fake T=10
+
+
+def test_params_rows_count_the_paper_architectures(data_env):
+    rows = S.params_rows(["n-digits"])
+    by = {r["variant"]: r for r in rows}
+    assert set(by) == {"vgg", "snn5"}
+    assert by["vgg"]["params"] == 9_271_498  # the paper's "9.3M" VGG-SNN, 10 classes, 48x48
+    assert all(r["sweep"] == "params" and r["status"] == "ok" for r in rows)
+
+
+def _trial():
+    return S.Trial("latency", "fake", RunConfig("fake", "n-digits", 3, frames=10, epochs=1))
+
+
+@pytest.mark.parametrize(
+    "exc, status, calls",
+    [
+        (RuntimeError("boom"), "failed", 3),  # retried twice, then recorded
+        (MemoryError(), "infeasible", 1),  # deterministic: no retry
+    ],
+)
+def test_run_trial_maps_exceptions_to_rows(tmp_path, exc, status, calls):
+    seen = []
+
+    def execute(cfg, **kw):
+        seen.append(kw["checkpoint_dir"])
+        raise exc
+
+    rows = run_trial(_trial(), out_dir=tmp_path, retries=2, execute=execute)
+    assert len(seen) == calls and len(set(seen)) == 1  # every retry resumes the same checkpoints
+    assert seen[0] == tmp_path.resolve() / "checkpoints" / _trial().run_id
+    (row,) = rows
+    assert row["status"] == status and row["t"] == 3 and math.isnan(row["acc"])
+    assert (row["sweep"], row["variant"], row["attempts"]) == ("latency", "fake", calls)
+    assert row["run_id"] == _trial().run_id and type(exc).__name__ in row["error"]
+
+
+def test_run_trial_diverged_and_torch_oom(tmp_path):
+    import torch
+
+    from hsd.engine import DivergedError
+
+    for exc, status in (
+        (DivergedError("nan"), "diverged"),
+        (torch.OutOfMemoryError("oom"), "infeasible"),
+    ):
+
+        def execute(cfg, _e=exc, **kw):
+            raise _e
+
+        assert run_trial(_trial(), out_dir=tmp_path, execute=execute)[0]["status"] == status
+
+
+def test_run_trial_recovers_on_retry(tmp_path):
+    calls = []
+
+    def execute(cfg, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return [{"run_id": cfg.run_id(), "t": t, "acc": 0.5, "status": "ok"} for t in (1, 2, 3)]
+
+    rows = run_trial(_trial(), out_dir=tmp_path, retries=1, execute=execute)
+    assert [r["t"] for r in rows] == [1, 2, 3] and {r["attempts"] for r in rows} == {2}
+    assert {r["variant"] for r in rows} == {"fake"}
