@@ -67,6 +67,12 @@ class VotingLayer(nn.Module):
         return f"group={self.group}"
 
 
+def _is_temporal(layer: nn.Module) -> bool:
+    """Stateful SpikingJelly modules (neurons, dropout) and any multi-step module need the
+    sequence [T, N, ...]; everything else runs on the merged [T·N, ...] batch."""
+    return isinstance(layer, base.MemoryModule) or getattr(layer, "step_mode", None) == "m"
+
+
 class SpecNet(nn.Module):
     """A model built from a spec (``.spec``: the builder's keyword arguments, used by conversion
     to build a twin). ``.spiking`` says which side it is; ``.features``/``.classifier`` as above."""
@@ -89,7 +95,7 @@ class SpecNet(nn.Module):
     # T small ones) and unfolded for stateful ones, which must see the sequence in order.
     def _run(self, seq: nn.Sequential, h: torch.Tensor, T: int, N: int, extra=frozenset()):
         for i, layer in enumerate(seq):
-            if isinstance(layer, base.MemoryModule) or i in extra:
+            if _is_temporal(layer) or i in extra:
                 h = layer(h.unflatten(0, (T, N))).flatten(0, 1)
             else:
                 h = layer(h)
@@ -171,7 +177,9 @@ def vgg_snn(
     ``block_extra[i](channels)`` inserts a module after conv block i's activation and before its
     pool (i = 1..8; TCJA uses {6: ..., 8: ...}); in the SNN it receives ``[T, N, C, H, W]``, in the
     ANN ``[B, C, H, W]``. ``neuron_kw`` goes to ``make_neuron``; ``neuron`` may also be a
-    zero-argument callable returning a multi-step neuron module (custom SNN neurons).
+    zero-argument callable returning a multi-step neuron module (custom SNN neurons, e.g.
+    SLTT's); it must be a SpikingJelly ``MemoryModule`` or have ``step_mode == "m"`` so that it
+    receives ``[T, N, ...]`` and is reset by ``reset_net``.
     """
     _check_common(num_classes, in_channels, size, width, 16, "vgg_snn")
     extra = _check_extra(block_extra, len(_VGG_CHANNELS), "vgg_snn")

@@ -6,7 +6,7 @@ import torch.nn as nn
 from spikingjelly.activation_based import functional
 
 from hsd.models import MODELS, build_model, count_parameters, snn5, vgg_snn
-from hsd.neurons import QCFS
+from hsd.neurons import QCFS, make_neuron
 from hsd.registry import UnknownNameError
 
 KINDS = ["qcfs", "if", "lif", "if-converted"]
@@ -164,3 +164,17 @@ def test_wrong_input_rank_is_explained():
         tiny("vgg", "qcfs")(torch.rand(1, 2, 2, 16, 16))
     with pytest.raises(ValueError, match="2 channels of 16×16"):
         tiny("vgg", "qcfs")(torch.rand(1, 2, 32, 32))
+
+
+def test_neuron_options_and_custom_neuron_callable():
+    m = vgg_snn(size=16, width=0.125, neuron="lif", neuron_kw={"decay": 0.25, "v_reset": None})
+    assert m.features[2].tau == pytest.approx(1 / 0.75) and m.features[2].v_reset is None
+    calls = []
+
+    def custom():
+        calls.append(1)
+        return make_neuron("if", v_threshold=0.5)
+
+    m = snn5(num_classes=3, size=32, width=0.0625, neuron=custom)
+    assert m.spiking and len(calls) == 6
+    assert m(torch.rand(2, 1, 2, 32, 32)).shape == (2, 1, 3)
