@@ -63,6 +63,12 @@ def prepare(rows: pd.DataFrame) -> pd.DataFrame:
     if CHUNK_COLUMN in df and len(df):
         last = df.groupby("run_id")[CHUNK_COLUMN].transform("max")
         df = df[df[CHUNK_COLUMN] == last]
+    for col in ("T", "t", "seed"):
+        # Whole numbers print as 5, not 5.00, even when some rows (params sweep) lack them.
+        values = pd.to_numeric(df[col], errors="coerce")
+        if ((values % 1 == 0) | values.isna()).all():
+            values = values.astype("Int64")
+        df[col] = values
     df["acc"] = pd.to_numeric(df["acc"], errors="coerce")
     if (df["acc"] > 1.0 + 1e-9).any():
         raise ValueError(
@@ -329,7 +335,7 @@ def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 # -- writing -----------------------------------------------------------------------------------------
 def _md_cell(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return MISSING
     if isinstance(v, (float, np.floating)):
         v = float(v)

@@ -1,0 +1,209 @@
+"""Plots of the aggregated results (matplotlib Agg + seaborn styling), each saved as PNG and SVG.
+
+Inputs are the frames from `harness.aggregate` (accuracy already in percent, mean/std/n per point):
+
+- `plot_figure2`: accuracy at t = T versus T, one panel per dataset, a line per method (HSD, STS,
+  DTS, TET, ...), error bars = std over seeds; the paper's T = 1 values as hollow markers on the
+  real datasets only.
+- `plot_any_t`: for the model trained at the largest T, accuracy at every inference step t.
+- `plot_energy`: accuracy versus estimated energy per sample (log x).
+- `plot_stream`: accuracy versus the fraction of the event stream consumed before deciding.
+
+Panels of simulated datasets say so in their titles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from harness import paper  # noqa: E402
+from harness.aggregate import DATASET_ORDER, LATENCY_ORDER  # noqa: E402
+
+FORMATS = ("png", "svg")
+
+
+def panel_title(dataset: str) -> str:
+    """Dataset name for a panel; simulated sets say they are simulated and what they stand in for."""
+    if dataset in paper.SIMULATED_DATASETS:
+        real = ", ".join(
+            paper.PAPER_DATASETS.get(d, d) for d in paper.STANDS_IN_FOR.get(dataset, ())
+        )
+        return f"{dataset} (SIMULATED data)" + (f"\nstands in for {real}" if real else "")
+    return paper.PAPER_DATASETS.get(dataset, dataset)
+
+
+def _datasets(df: pd.DataFrame) -> list[str]:
+    present = set(df["dataset"])
+    return [d for d in DATASET_ORDER if d in present] + sorted(present - set(DATASET_ORDER))
+
+
+def _variants(df: pd.DataFrame) -> list[str]:
+    present = set(df["variant"])
+    return [v for v in LATENCY_ORDER if v in present] + sorted(present - set(LATENCY_ORDER))
+
+
+def _palette(variants: list[str]) -> dict[str, tuple]:
+    colors = sns.color_palette("tab10", n_colors=max(len(variants), 1))
+    return dict(zip(variants, colors, strict=False))
+
+
+def _panels(n: int, title: str):
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
+    fig.suptitle(title)
+    return fig, list(axes[0])
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig.tight_layout()
+    for ext in FORMATS:
+        path = out_dir / f"{stem}.{ext}"
+        fig.savefig(path, dpi=120)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _errorbar(ax, x, mean, std, color, label, marker="o"):
+    ax.errorbar(
+        x,
+        mean,
+        yerr=np.nan_to_num(np.asarray(std, dtype=float)),  # one seed: no bar
+        color=color,
+        marker=marker,
+        capsize=3,
+        label=label,
+    )
+
+
+def plot_figure2(fig2: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Figure 2: accuracy (%) at t = T versus T per method, one panel per dataset."""
+    data = fig2[fig2["n"] > 0]
+    if data.empty:
+        return []
+    variants = _variants(data)
+    colors = _palette(variants)
+    datasets = _datasets(data)
+    fig, axes = _panels(len(datasets), "Figure 2: accuracy at t = T vs inference time steps T")
+    paper_pts = paper.paper_long("figure2")
+    for ax, d in zip(axes, datasets, strict=True):
+        sub = data[data["dataset"] == d]
+        for v in variants:
+            line = sub[sub["variant"] == v].sort_values("T")
+            if len(line):
+                _errorbar(ax, line["T"], line["mean"], line["std"], colors[v], v)
+        # The paper's numbers only on the real dataset they were measured on, hollow and labelled.
+        for _, p in paper_pts[paper_pts["dataset"] == d].iterrows():
+            ax.plot(
+                p["T"],
+                p["paper_acc"],
+                marker="D",
+                mfc="none",
+                color=colors.get(p["variant"], "black"),
+                ls="none",
+                label=f"paper: {p['variant']} (T={p['T']})",
+            )
+        ax.set(title=panel_title(d), xlabel="inference time steps T", ylabel="top-1 accuracy (%)")
+        ax.set_xticks(sorted(sub["T"].unique()))
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out_dir), "figure2")
+
+
+def plot_any_t(any_t: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Accuracy (%) at each inference step t of the model trained at the largest T."""
+    data = any_t[any_t["n"] > 0]
+    if data.empty:
+        return []
+    variants = _variants(data)
+    colors = _palette(variants)
+    datasets = _datasets(data)
+    fig, axes = _panels(len(datasets), "Accuracy at any step t of a model trained at the largest T")
+    for ax, d in zip(axes, datasets, strict=True):
+        sub = data[data["dataset"] == d]
+        for v in variants:
+            line = sub[sub["variant"] == v].sort_values("t")
+            if len(line):
+                T = int(line["T"].iloc[0])
+                _errorbar(ax, line["t"], line["mean"], line["std"], colors[v], f"{v} (T={T})")
+        ax.set(title=panel_title(d), xlabel="inference step t", ylabel="top-1 accuracy (%)")
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out_dir), "figure2_any_t")
+
+
+def _scatter(frame: pd.DataFrame, x: str, xlabel: str, title: str, stem: str, out_dir, logx: bool):
+    data = frame[(frame["n"] > 0) & frame[x].notna()]
+    if logx:
+        data = data[data[x] > 0]
+    if data.empty:
+        return []
+    variants = _variants(data)
+    colors = _palette(variants)
+    datasets = _datasets(data)
+    fig, axes = _panels(len(datasets), title)
+    for ax, d in zip(axes, datasets, strict=True):
+        sub = data[data["dataset"] == d]
+        for v in variants:
+            pts = sub[sub["variant"] == v].sort_values(x)
+            if len(pts):
+                _errorbar(ax, pts[x], pts["mean"], pts["std"], colors[v], v)
+                for _, p in pts.iterrows():
+                    ax.annotate(
+                        f"T={int(p['T'])}",
+                        (p[x], p["mean"]),
+                        fontsize=6,
+                        alpha=0.7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
+        if logx:
+            ax.set_xscale("log")
+        ax.set(title=panel_title(d), xlabel=xlabel, ylabel="top-1 accuracy (%)")
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out_dir), stem)
+
+
+def plot_energy(energy: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Accuracy (%) versus estimated inference energy per sample (J, log scale), one point per T."""
+    return _scatter(
+        energy,
+        "energy_j",
+        "estimated energy per sample (J, log scale)",
+        "Accuracy vs energy (MAC/AC energy model, 45 nm)",
+        "accuracy_vs_energy",
+        out_dir,
+        True,
+    )
+
+
+def plot_stream(stream: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Accuracy (%) versus the fraction of each sample's event stream seen before the decision."""
+    return _scatter(
+        stream,
+        "stream_fraction",
+        "fraction of the event stream consumed",
+        "Accuracy vs stream fraction (sensor-time latency)",
+        "accuracy_vs_stream_fraction",
+        out_dir,
+        False,
+    )
+
+
+def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    """Every plot whose data is present in `tables` (from `aggregate.build_tables`)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    paths: list[Path] = []
+    paths += plot_figure2(tables["figure2_data"], out_dir)
+    paths += plot_any_t(tables["figure2_any_t"], out_dir)
+    paths += plot_energy(tables["energy"], out_dir)
+    paths += plot_stream(tables["stream_fraction"], out_dir)
+    return paths
