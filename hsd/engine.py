@@ -102,6 +102,7 @@ class Evaluation:
     macs: np.ndarray  # [T] multiply-accumulates per sample up to t (analog first layer)
     acs: np.ndarray  # [T] accumulates per sample up to t (spike-driven layers)
     firing_rates: dict[str, float]  # per spiking layer, mean over all steps
+    firing_rate: float  # spikes per neuron per step over all spiking layers together
     params: int
     samples: int
     eval_s: float
@@ -113,7 +114,6 @@ class Evaluation:
 
     def rows(self, cfg) -> list[dict[str, Any]]:
         energy = metrics.energy_joules(self.macs, self.acs)
-        mean_rate = float(np.mean(list(self.firing_rates.values()))) if self.firing_rates else 0.0
         out = []
         for i in range(self.T):
             t = i + 1
@@ -126,7 +126,7 @@ class Evaluation:
                     "macs": float(self.macs[i]),
                     "acs": float(self.acs[i]),
                     "energy_j": float(energy[i]),
-                    "firing_rate": mean_rate,
+                    "firing_rate": self.firing_rate,
                     "params": self.params,
                     "test_samples": self.samples,
                     "eval_s": round(self.eval_s, 3),
@@ -170,11 +170,15 @@ def evaluate(
     start = time.perf_counter()
     with metrics.SpikeStats(model) as stats:
         logits, target = predict(model, batches, bf16=bf16, device=device)
+        ops = stats.synaptic_ops()
+        rates = stats.firing_rates()
+        mean_rate = stats.mean_firing_rate()
     return Evaluation(
         acc=metrics.accuracy_per_t(logits, target),
-        macs=np.asarray(stats.macs_per_t(), dtype=float),
-        acs=np.asarray(stats.acs_per_t(), dtype=float),
-        firing_rates=stats.firing_rates(),
+        macs=np.asarray(ops["macs"], dtype=float),
+        acs=np.asarray(ops["acs"], dtype=float),
+        firing_rates=rates,
+        firing_rate=mean_rate,
         params=metrics.count_parameters(model),
         samples=len(target),
         eval_s=time.perf_counter() - start,
