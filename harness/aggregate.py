@@ -249,17 +249,31 @@ def table6(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def table5(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 5: parameter count per dataset and architecture (params sweep, no training)."""
+    """Table 5: parameter count per dataset and architecture (params sweep, no training).
+
+    ``architecture`` is the row's ``arch_label`` when present (e.g. "VGG-SNN"), else its variant;
+    ``dataset's arch`` says whether the dataset's own architecture is that one (when rows say).
+    """
     cols = ["dataset", "architecture", "params", "params (M)"]
     sub = _sweep(df, "params")
     sub = sub[sub["status"].isin(["ok", "unknown"]) & sub["params"].notna()]
     if sub.empty:
         return pd.DataFrame(columns=cols)
-    g = sub.groupby(["dataset", "variant"])["params"]
-    out = g.agg(lambda s: int(s.iloc[-1])).rename("params").reset_index()
-    out = out.rename(columns={"variant": "architecture"})
-    out["params (M)"] = (out["params"] / 1e6).round(2)
-    return _sort(out, ["dataset", "architecture"])[cols]
+    sub = sub.assign(
+        architecture=sub["arch_label"].fillna(sub["variant"])
+        if "arch_label" in sub
+        else sub["variant"]
+    )
+    # The count is a property of the architecture: the last stored row of a (dataset, arch) wins.
+    last = sub.groupby(["dataset", "variant"], sort=False).tail(1)
+    out = last.assign(
+        params=last["params"].astype("int64"), **{"params (M)": (last["params"] / 1e6).round(2)}
+    )
+    if "dataset_arch" in last and last["dataset_arch"].notna().any():
+        same = (last["dataset_arch"] == last["variant"]).map({True: "yes", False: "no"})
+        out["dataset's arch"] = same.where(last["dataset_arch"].notna(), None)
+        cols.append("dataset's arch")
+    return _sort(out, ["dataset", "variant"])[cols]
 
 
 def status_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -86,6 +86,18 @@ FIXED_CHUNKS = [
             "status": "ok",
         }
     ],
+    [
+        {
+            "run_id": "p2",
+            "sweep": "params",
+            "variant": "snn5",
+            "arch_label": "SNN-5",
+            "dataset": "sim-gestures",
+            "dataset_arch": "snn5",
+            "params": 1500000,
+            "status": "ok",
+        }
+    ],
 ]
 
 
@@ -173,9 +185,11 @@ def test_ablation_and_kd_tables(tables):
 
 def test_params_and_status(tables):
     t5 = tables["table5"]
-    assert t5.to_dict("records") == [
-        {"dataset": "n-digits", "architecture": "vgg", "params": 9271498, "params (M)": 9.27}
-    ]
+    # optional columns: arch_label names the architecture, dataset_arch marks the dataset's own
+    assert t5["architecture"].tolist() == ["vgg", "SNN-5"]
+    assert t5["params"].tolist() == [9271498, 1500000]
+    assert t5["params (M)"].tolist() == [9.27, 1.5]
+    assert pd.isna(t5["dataset's arch"].iloc[0]) and t5["dataset's arch"].iloc[1] == "yes"
     st = tables["status"].set_index(["sweep", "variant"])
     assert st.loc[("latency", "sts"), ["ok", "failed", "total"]].tolist() == [1, 1, 2]
     assert st.loc[("latency", "tet"), ["ok", "infeasible"]].tolist() == [2, 0]  # retried run
