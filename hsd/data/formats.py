@@ -267,9 +267,12 @@ def read_aedat2(path: str | Path) -> np.ndarray:
 
 
 def write_gesture_npy(path: str | Path, events: np.ndarray) -> None:
-    """Write events as tonic's DVS-Gesture `.npy`; t is floored to whole milliseconds."""
+    """Write events as tonic's DVS-Gesture `.npy`; t is floored to whole milliseconds.
+    int32 columns: t in ms fits for 24 days; readers widen to int64 before scaling to us."""
     ev = as_events(events)
-    arr = np.empty((len(ev), 4), dtype=np.int64)
+    if len(ev) and ev["t"].max() // 1000 >= 2**31:
+        raise ValueError("DVS-Gesture .npy: t in ms must fit int32")
+    arr = np.empty((len(ev), 4), dtype=np.int32)
     arr[:, 0], arr[:, 1], arr[:, 2] = ev["x"], ev["y"], ev["p"]
     arr[:, 3] = ev["t"] // 1000
     np.save(path, arr, allow_pickle=False)

@@ -1,0 +1,345 @@
+"""The two simulated datasets of the embedded default, generated from a seed on first use.
+
+* `n-digits` stands in for the converted-image sets (N-MNIST / N-Caltech101 / CIFAR10-DVS):
+  scikit-learn's bundled 8x8 digits, upsampled to 28x28 and moved along N-MNIST's saccade
+  (Orchard et al. 2015: three 100 ms linear movements forming a triangle) in front of a simulated
+  34x34 sensor; written as ATIS `.bin` files in N-Caltech101's tree.
+* `sim-gestures` stands in for DVS-Gesture: a hand (palm ellipse on a forearm) performs 11
+  motions in front of a 64x64 sensor. Four pairs differ only in temporal order (circle cw/ccw,
+  swipe left/right, up/down, zoom in/out: one is the other played backwards), so a model has to
+  use time to separate them. "Subjects" differ in speed, hand size, position, amplitude and
+  noise; each subject records every gesture under three "lightings" (contrast and noise), and
+  the last quarter of the subjects is the test split. Written as tonic's DVS-Gesture `.npy` tree.
+
+Both are then read back through the real readers and layouts. Generation is atomic: files go
+to a temporary folder renamed into place once the manifest (generator version, seed, sizes) is
+written, so a killed run never leaves a set that looks complete, and a changed generator
+(a new GEN_VERSION) generates into a new folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import formats
+from .events import DatasetError
+from .simulator import EventSimulator, SensorParams
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class SimulatedSet:
+    name: str
+    classes: tuple[str, ...]
+    sensor_size: tuple[int, int, int]
+    default_frames: int
+    default_size: int
+    arch: str
+    layout: str  # "ncaltech101" or "gesture": which real layout the files are written in
+    version: int  # bump when the generator's output changes
+    defaults: dict  # default sizes (keyword arguments of `generate`)
+    generate: Callable[..., dict]  # generate(out_dir, seed, **sizes) -> manifest extras
+    description: str
+
+
+# ---------------------------------------------------------------------------------------------
+# n-digits
+# ---------------------------------------------------------------------------------------------
+
+DIGIT_SENSOR = (34, 34)  # N-MNIST's sensor crop
+DIGIT_PX = 28
+SACCADE_MS = 100  # per movement, as N-MNIST
+SACCADE_STEP_MS = 10  # video frame interval; event times are interpolated within
+
+
+def _digit_images(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    idx = []
+    for c in range(10):
+        members = np.flatnonzero(d.target == c)
+        if n_per_class > len(members):
+            raise ValueError(f"n_per_class={n_per_class}: digit {c} has {len(members)} images")
+        idx.extend(np.sort(rng.choice(members, n_per_class, replace=False)))
+    idx = np.asarray(idx)
+    imgs = np.stack([zoom(d.images[i] / 16.0, DIGIT_PX / 8, order=1) for i in idx])
+    return np.clip(imgs, 0, 1), d.target[idx]
+
+
+def _saccade_video(img: np.ndarray, rng: np.random.Generator, fg: float, bg: float):
+    """The digit on a 34x34 canvas moved along a jittered triangle; returns frames, times."""
+    from scipy.ndimage import shift
+
+    w, h = DIGIT_SENSOR
+    canvas = np.full((h, w), bg)
+    o = (w - DIGIT_PX) // 2
+    canvas[o : o + DIGIT_PX, o : o + DIGIT_PX] = bg + (fg - bg) * img
+    verts = np.array([[0.0, -2.0], [2.0, 1.5], [-2.0, 1.5]]) + rng.uniform(-0.4, 0.4, (3, 2))
+    verts = np.vstack([verts, verts[:1]])  # back to the start: a triangle
+    steps = SACCADE_MS // SACCADE_STEP_MS
+    path = np.concatenate(
+        [verts[i] + np.linspace(0, 1, steps, endpoint=False)[:, None] * (verts[i + 1] - verts[i])
+         for i in range(3)] + [verts[3:]]
+    )  # fmt: skip
+    path -= path[0]
+    frames = np.stack([shift(canvas, (dy, dx), order=1, mode="nearest") for dx, dy in path])
+    times = np.arange(len(path)) * SACCADE_STEP_MS * 1000
+    return frames, times
+
+
+def generate_n_digits(out: Path, seed: int, n_per_class: int = 100, batch: int = 100) -> dict:
+    rng = np.random.default_rng(seed)
+    sensor = EventSimulator(*DIGIT_SENSOR, SensorParams(contrast=0.25, refractory_us=1000), rng)
+    imgs, labels = _digit_images(n_per_class, rng)
+    root = out / "NCALTECH101" / "Caltech101"
+    counts = np.zeros(10, dtype=int)
+    n_events = 0
+    for start in range(0, len(imgs), batch):  # batches only amortize numpy call overhead
+        videos, rngs, rates = [], [], []
+        for i in range(start, min(start + batch, len(imgs))):
+            srng = np.random.default_rng([seed, i])  # per recording: independent of batching
+            fg, bg = srng.uniform(0.6, 1.0), srng.uniform(0.05, 0.2)
+            videos.append(_saccade_video(imgs[i], srng, fg, bg))
+            rngs.append(srng)
+            rates.append(srng.uniform(0.1, 1.0))
+        frames = np.stack([v[0] for v in videos])
+        times = np.stack([v[1] for v in videos])
+        for i, ev in enumerate(sensor.simulate_batch(frames, times, rngs, rates), start):
+            label = int(labels[i])
+            d = root / str(label)
+            d.mkdir(parents=True, exist_ok=True)
+            counts[label] += 1
+            formats.write_atis_bin(d / f"image_{counts[label]:04d}.bin", ev)
+            n_events += len(ev)
+    return {"samples": int(counts.sum()), "events": int(n_events)}
+
+
+# ---------------------------------------------------------------------------------------------
+# sim-gestures
+# ---------------------------------------------------------------------------------------------
+
+GESTURES = (
+    "circle_cw", "circle_ccw", "swipe_left", "swipe_right", "swipe_up", "swipe_down",
+    "wave_horizontal", "wave_vertical", "zoom_in", "zoom_out", "figure_eight",
+)  # fmt: skip
+#: pairs (a, b) where gesture b is gesture a played backwards
+REVERSED_PAIRS = ((0, 1), (3, 2), (5, 4), (8, 9))
+LIGHTINGS = {  # name: (background, hand, noise factor)
+    "fluorescent": (0.30, 0.70, 2.0),
+    "led": (0.20, 0.75, 1.0),
+    "natural": (0.25, 0.60, 0.5),
+}
+GESTURE_SENSOR = (64, 64)
+GESTURE_VIDEO_FRAMES = 61  # per gesture whatever its duration; event times are interpolated
+
+
+def gesture_path(label: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hand offset (dx, dy) in units of the amplitude, and hand scale, at phases u in [0, 1].
+    Image coordinates: x right, y down. Reversed classes evaluate the forward path at 1 - u."""
+    for a, b in REVERSED_PAIRS:
+        if label == b:
+            return gesture_path(a, 1.0 - u)
+    z, one = np.zeros_like(u), np.ones_like(u)
+    name = GESTURES[label]
+    if name == "circle_cw":  # y down: increasing angle turns clockwise on screen
+        th = 2 * np.pi * u - np.pi / 2
+        return 0.5 * np.cos(th), 0.5 * np.sin(th), one
+    if name == "swipe_right":
+        return u - 0.5, z, one
+    if name == "swipe_down":
+        return z, u - 0.5, one
+    if name == "wave_horizontal":
+        return 0.5 * np.sin(4 * np.pi * u), z, one
+    if name == "wave_vertical":
+        return z, 0.5 * np.sin(4 * np.pi * u), one
+    if name == "zoom_in":
+        return z, z, 0.6 + 1.0 * u
+    if name == "figure_eight":
+        return 0.5 * np.sin(2 * np.pi * u), 0.25 * np.sin(4 * np.pi * u), one
+    raise ValueError(f"unknown gesture {label}")
+
+
+def render_gesture(label: int, subject: dict, fg: float, bg: float):
+    """Frames [K, 64, 64] of a palm (ellipse) on a forearm reaching up from below the frame,
+    soft-edged (1 px), moving along `gesture_path`; and their times in us."""
+    w, h = GESTURE_SENSOR
+    dur_ms = subject["duration_ms"]
+    u = np.linspace(0.0, 1.0, GESTURE_VIDEO_FRAMES)
+    dx, dy, s = gesture_path(label, u)
+    cx = subject["cx"] + subject["amp"] * dx
+    cy = subject["cy"] + subject["amp"] * dy
+    r = subject["radius"] * s
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    xx, yy = xx[None], yy[None]
+    cx, cy, r = cx[:, None, None], cy[:, None, None], r[:, None, None]
+    palm = np.sqrt(((xx - cx) / r) ** 2 + ((yy - cy) / (1.3 * r)) ** 2) * r - r  # ~distance
+    # forearm: segment from the palm to an elbow below the sensor, half-width 0.35 r
+    ex, ey = subject["cx"] + 0.3 * (cx - subject["cx"]), h + 12.0
+    vx, vy = ex - cx, ey - cy
+    tt = np.clip(((xx - cx) * vx + (yy - cy) * vy) / (vx**2 + vy**2), 0, 1)
+    arm = np.hypot(xx - cx - tt * vx, yy - cy - tt * vy) - 0.35 * r
+    inside = 1.0 / (1.0 + np.exp(np.minimum(palm, arm) / 0.5))  # soft edge
+    frames = bg + (fg - bg) * inside
+    return frames, np.round(u * dur_ms * 1000).astype(np.int64)
+
+
+def _subjects(n: int, rng: np.random.Generator) -> list[dict]:
+    w, h = GESTURE_SENSOR
+    return [
+        {
+            "duration_ms": float(rng.uniform(600, 1100)),
+            "radius": float(rng.uniform(4.5, 7.0)),
+            "cx": float(w / 2 + rng.uniform(-5, 5)),
+            "cy": float(h / 2 + rng.uniform(-6, 2)),
+            "amp": float(rng.uniform(18, 26)),
+            "noise_hz": float(rng.uniform(0.2, 1.0)),
+        }
+        for _ in range(n)
+    ]
+
+
+def generate_sim_gestures(
+    out: Path, seed: int, n_subjects: int = 12, lightings: int = 3, test_fraction: float = 0.25
+) -> dict:
+    rng = np.random.default_rng(seed)
+    sensor = EventSimulator(*GESTURE_SENSOR, SensorParams(contrast=0.35, refractory_us=1000), rng)
+    subjects = _subjects(n_subjects, rng)
+    n_test = max(1, int(round(n_subjects * test_fraction)))
+    names = list(LIGHTINGS)[:lightings]
+    n_samples = n_events = 0
+    for si, subj in enumerate(subjects):
+        part = "ibmGestureTest" if si >= n_subjects - n_test else "ibmGestureTrain"
+        for li, light in enumerate(names):
+            bg, fg, noise_factor = LIGHTINGS[light]
+            d = out / "DVSGesture" / part / f"user{si + 1:02d}_{light}"
+            d.mkdir(parents=True, exist_ok=True)
+            videos, rngs = [], []
+            for label in range(len(GESTURES)):  # one recording session: all gestures at once
+                srng = np.random.default_rng([seed, si, li, label])
+                jitter = dict(subj, duration_ms=subj["duration_ms"] * srng.uniform(0.9, 1.1))
+                videos.append(render_gesture(label, jitter, fg, bg))
+                rngs.append(srng)
+            events = sensor.simulate_batch(
+                np.stack([v[0] for v in videos]),
+                np.stack([v[1] for v in videos]),
+                rngs,
+                [subj["noise_hz"] * noise_factor] * len(videos),
+            )
+            for label, ev in enumerate(events):
+                formats.write_gesture_npy(d / f"{label}.npy", ev)
+                n_samples += 1
+                n_events += len(ev)
+    return {"samples": n_samples, "events": n_events, "test_subjects": n_test}
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers, registry and the atomic on-first-use generation
+# ---------------------------------------------------------------------------------------------
+
+
+GENERATORS: dict[str, SimulatedSet] = {
+    s.name: s
+    for s in (
+        SimulatedSet(
+            name="n-digits",
+            classes=tuple(str(i) for i in range(10)),
+            sensor_size=(*DIGIT_SENSOR, 2),
+            default_frames=10,
+            default_size=48,
+            arch="vgg",
+            layout="ncaltech101",
+            version=1,
+            defaults={"n_per_class": 100},
+            generate=generate_n_digits,
+            description="sklearn digits on N-MNIST saccades, ATIS .bin in N-Caltech101's tree",
+        ),
+        SimulatedSet(
+            name="sim-gestures",
+            classes=GESTURES,
+            sensor_size=(*GESTURE_SENSOR, 2),
+            default_frames=16,
+            default_size=32,
+            arch="snn5",
+            layout="gesture",
+            version=1,
+            defaults={"n_subjects": 12, "lightings": 3},
+            generate=generate_sim_gestures,
+            description="11 hand motions, 12 subjects x 3 lightings, tonic DVS-Gesture .npy tree",
+        ),
+    )
+}
+
+
+def dataset_dir(name: str, base: str | Path, seed: int = 0, **sizes) -> Path:
+    """Where `ensure` puts a generated set: <base>/<name>/v<version>-seed<seed>[-<sizes>]."""
+    gen = GENERATORS[name]
+    extra = "".join(f"-{k}{v}" for k, v in sorted(sizes.items()) if gen.defaults.get(k) != v)
+    return Path(base) / name / f"v{gen.version}-seed{seed}{extra}"
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def ensure(name: str, base: str | Path, seed: int = 0, **sizes) -> Path:
+    """The folder of simulated set `name` under `base`, generated first if missing.
+
+    `base` may also be a generated folder itself (one holding this set's manifest)."""
+    if name not in GENERATORS:
+        raise DatasetError(f"no simulated dataset {name!r}; valid: {sorted(GENERATORS)}")
+    gen = GENERATORS[name]
+    base = Path(base)
+    own = read_manifest(base)
+    if own is not None and own.get("dataset") == name:
+        return base
+    final = dataset_dir(name, base, seed, **sizes)
+    if read_manifest(final) is not None:
+        return final
+    if final.exists():
+        raise DatasetError(
+            f"{final} exists but has no {MANIFEST}: not a finished {name} generation. "
+            "Remove the folder to regenerate it."
+        )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    kwargs = {**gen.defaults, **sizes}
+    log.info("generating %s (seed %d) into %s", name, seed, final)
+    t0 = time.perf_counter()
+    try:
+        tmp.mkdir()
+        info = gen.generate(tmp, seed, **kwargs)
+        manifest = {
+            "dataset": name,
+            "generator_version": gen.version,
+            "seed": seed,
+            "sizes": kwargs,
+            "seconds": round(time.perf_counter() - t0, 2),
+            **info,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        try:
+            os.rename(tmp, final)  # atomic: the set appears complete or not at all
+        except OSError:
+            if read_manifest(final) is None:  # nobody else finished it either
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
