@@ -273,3 +273,22 @@ def test_paper_numbers_only_for_real_datasets():
             assert set(per_dataset) <= set(paper.PAPER_DATASETS)
     long = paper.paper_long("table1")
     assert long[(long["variant"] == "hsd") & (long["T"] == 10)]["paper_acc"].tolist() == [97.92]
+
+
+def test_retried_run_through_the_store_counts_once(tmp_path):
+    """Rows appended by the store (chunk markers): a run stored as failed, then retried and ok."""
+    store = ResultStore.open(tmp_path, {"sweep": "latency", "args": {}})
+    store.append(_bad("r", "latency", "hsd", "n-digits", 2, 0, "failed"))
+    ok = _ok("r", "latency", "hsd", "n-digits", 2, 0, [0.5, 0.75], options={"ht": True})
+    store.append(ok)
+    store.append(_ok("q", "latency", "hsd", "n-digits", 2, 1, [0.5, 0.25]))
+    t = aggregate.build_tables(store.rows())
+    assert t["table1"].empty  # T = 2 is not a paper T
+    f = t["figure2_data"].iloc[0]
+    assert (f["mean"], f["std"], f["n"], f["non_ok"]) == (
+        50.0,
+        pytest.approx(math.sqrt(1250)),
+        2,
+        0,
+    )
+    assert t["status"][["ok", "failed", "total"]].values.tolist() == [[2, 0, 2]]

@@ -190,3 +190,38 @@ def test_write_provenance_appends_blocks(tmp_path):
     assert "command: python -m harness.run --out 'a b'\n" in text
     assert "wall_s: 62.5" in text and "git: abc" in text and "machine: " in text
     assert text.count("command: ") == 2
+
+
+def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
+    """A writer killed while appending big chunks: whatever it left reads back (complete chunks
+    only) and the next append works; a tear can only ever be at the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ResultStore.open(tmp_path, MANIFEST)
+    code = (
+        "import sys; from harness.store import ResultStore\n"
+        "s = ResultStore(sys.argv[1])\n"
+        "for i in range(10**6):\n"
+        "    s.append([{'run_id': f'r{i}', 't': t, 'pad': 'x' * 20000, 'status': 'ok'}"
+        " for t in range(50)])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
+    path = tmp_path / RESULTS_FILE
+    deadline = time.time() + 20
+    while (not path.exists() or path.stat().st_size < 3_000_000) and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = ResultStore(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TornTailWarning)  # a tear is possible, not certain
+        done = store.finished_run_ids()
+        store.append(run_rows("after"))
+    assert done and done == {f"r{i}" for i in range(len(done))}  # complete runs, in order
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.finished_run_ids() == done | {"after"}
