@@ -1,0 +1,305 @@
+"""Every registered method: trains and tests on a tiny in-memory dataset, every trainable
+parameter gets a gradient, the loss is finite, the same seed gives the same result; each loss
+equals a hand computation; bad names and options are refused; an end-to-end run per method."""
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import baselines
+import baselines.common
+import baselines.kd
+import hsd.recipe
+from baselines.direct import mean_ce
+from baselines.kd import feature_kd, kdsnn_loss
+from baselines.tet import tet_loss
+from hsd.config import ConfigError, RunConfig, validate
+from hsd.method import METHODS, RunContext, resolve
+
+EXPECTED = {"tet", "sltt", "sltt-k", "tcja", "kd-response", "kd-feature", "kd-both", "sts", "dts"}
+# (method, options): every registered method, plus the "with HT" variants.
+CASES = [(name, {}) for name in METHODS.names()] + [
+    ("tet", {"ht": True}),
+    ("sltt", {"ht": True}),
+    ("ce", {"ht": True}),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine the
+    thread pool's spinning makes these runs 20x slower; restore the setting afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# -- a tiny in-memory dataset with the FrameSet interface ---------------------------------
+
+
+@dataclass
+class Split:
+    frames: np.ndarray  # [N, F, 2, S, S] float16
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def tiny_data(frames: int, size: int = 16, classes: int = 3, n: int = 6):
+    spec = SimpleNamespace(
+        name="tiny",
+        arch="vgg",
+        num_classes=classes,
+        default_frames=4,
+        default_size=size,
+        classes=tuple(map(str, range(classes))),
+    )
+    rng = np.random.default_rng(0)
+
+    def split(k):
+        x = (rng.random((k, frames, 2, size, size)) < 0.2).astype(np.float16)
+        return Split(x, np.arange(k) % classes)
+
+    return SimpleNamespace(
+        spec=spec, frames=frames, size=size, train=split(n), val=split(3), test=split(3)
+    )
+
+
+def tiny_cfg(name: str, options: dict, T: int = 2) -> RunConfig:
+    """resolve() without the dataset registry: the method's defaults for the tiny spec."""
+    method = METHODS[name]
+    spec = tiny_data(4).spec
+    cfg = RunConfig(
+        method=name,
+        dataset="tiny",
+        T=T,
+        size=16,
+        width=1 / 16,
+        epochs=1,
+        pre_epochs=1,
+        batch_size=4,
+        options=options,
+    )
+    filled = {k: v for k, v in method.defaults(cfg, spec).items() if getattr(cfg, k) is None}
+    cfg = cfg.replace(**filled, options={**method.options, **options})
+    validate(cfg)
+    method.check(cfg)
+    return cfg
+
+
+class GradSpy:
+    """Wraps the engine's `fit` where methods call it: at each stage's first optimiser step,
+    record which trainable parameters have no (or a non-finite) gradient."""
+
+    def __init__(self, monkeypatch):
+        self.stages, self.missing, self.losses = [], {}, []
+        for mod in (baselines.common, hsd.recipe):
+            real = mod.fit
+            monkeypatch.setattr(mod, "fit", self.wrap(real))
+
+    def wrap(self, real):
+        def fit(stage, **kw):
+            self.stages.append(stage.name)
+            trainable = {id(p) for p in stage.model.parameters() if p.requires_grad}
+            in_opt = {id(p) for g in stage.optimizer.param_groups for p in g["params"]}
+            assert trainable <= in_opt, f"{stage.name}: trainable parameters not optimised"
+            names = {id(p): n for n, p in stage.model.named_parameters()}
+            first = [True]
+
+            def check_grads(opt, args, kwargs):
+                if first[0]:
+                    first[0] = False
+                    self.missing[stage.name] = [
+                        names.get(id(p), "?")
+                        for g in opt.param_groups
+                        for p in g["params"]
+                        if p.grad is None or not torch.isfinite(p.grad).all()
+                    ]
+
+            stage.optimizer.register_step_pre_hook(check_grads)
+            out = real(stage, **kw)
+            self.losses += [r["loss"] for r in out["history"]]
+            return out
+
+        return fit
+
+
+def run_tiny(name, options, monkeypatch, seed=0):
+    cfg = tiny_cfg(name, options).replace(seed=seed)
+    data = tiny_data(cfg.frames)
+    spy = GradSpy(monkeypatch)
+    ctx = RunContext(data=data, device=torch.device("cpu"))
+    torch.manual_seed(cfg.seed)
+    ev = METHODS[name].run(cfg, ctx)
+    monkeypatch.undo()
+    return ev, ctx, spy
+
+
+def test_registry_has_every_baseline_and_hsd():
+    assert EXPECTED | {"hsd", "ce"} <= set(baselines.METHODS.names())
+    assert baselines.METHODS is METHODS
+
+
+@pytest.mark.parametrize("name,options", CASES, ids=[f"{n}{'+ht' if o else ''}" for n, o in CASES])
+def test_method_trains_with_gradients_everywhere_and_is_deterministic(name, options, monkeypatch):
+    ev, ctx, spy = run_tiny(name, options, monkeypatch)
+    assert spy.stages, "the method never trained through the engine"
+    for stage, missing in spy.missing.items():
+        assert missing == [], f"{name} stage {stage}: no gradient for {missing}"
+    assert all(math.isfinite(v) for v in spy.losses)
+    assert ev.T == 2 and np.isfinite(ev.acc).all()
+    assert ctx.info["neuron"] == METHODS[name].neuron or options.get("ht")
+    if options.get("ht"):
+        assert ctx.info["neuron"] == "if-converted"
+    ev2, _, spy2 = run_tiny(name, options, monkeypatch)
+    np.testing.assert_array_equal(ev.acc, ev2.acc)
+    assert spy.losses == spy2.losses
+
+
+def test_kd_teacher_is_frozen(monkeypatch):
+    held = []
+    real = baselines.kd.frozen_teacher
+    monkeypatch.setattr(
+        baselines.kd, "frozen_teacher", lambda ann: held.append(real(ann)) or held[-1]
+    )
+    cfg = tiny_cfg("kd-both", {})
+    ctx = RunContext(data=tiny_data(cfg.frames), device=torch.device("cpu"))
+    teacher_stats = None
+
+    def snapshot():
+        return {k: v.clone() for k, v in held[0].state_dict().items()}
+
+    orig_fit = baselines.common.fit
+
+    def fit(stage, **kw):
+        nonlocal teacher_stats
+        teacher_stats = snapshot()
+        return orig_fit(stage, **kw)
+
+    monkeypatch.setattr(baselines.common, "fit", fit)
+    METHODS["kd-both"].run(cfg, ctx)
+    teacher = held[0]
+    assert not teacher.training
+    assert all(not p.requires_grad and p.grad is None for p in teacher.parameters())
+    after = snapshot()
+    assert all(torch.equal(teacher_stats[k], after[k]) for k in after)  # BN stats untouched
+
+
+# -- losses by hand --------------------------------------------------------------------------
+
+
+def test_tet_loss_by_hand():
+    logits = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])  # T=2, N=1, K=2
+    y = torch.tensor([0])
+    ce = (math.log(1 + math.exp(-1)) + math.log(2)) / 2
+    mse = (0 + 1 + 1 + 1) / 4  # (o - φ)² with φ = 1
+    assert tet_loss(logits, y, lam=0.5, phi=1.0).item() == pytest.approx(0.5 * ce + 0.5 * mse)
+    assert tet_loss(logits, y, lam=0.0).item() == pytest.approx(ce)
+    assert tet_loss(logits, y).item() == pytest.approx((1 - 1e-3) * ce + 1e-3 * mse)
+    with pytest.raises(ValueError, match=r"\[T, N, K\]"):
+        tet_loss(logits[0], y)
+
+
+def test_mean_ce_by_hand():
+    logits = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]])  # mean [1, 0]
+    assert mean_ce(logits, torch.tensor([1])).item() == pytest.approx(math.log(1 + math.e))
+
+
+def test_kdsnn_losses_by_hand():
+    student = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]])  # mean [1, 0]
+    teacher = torch.tensor([[0.0, 0.0]])  # uniform
+    y = torch.tensor([0])
+    ce = math.log(1 + math.exp(-1))
+    tau = 2.0
+    ps = [math.exp(0.5) / (math.exp(0.5) + 1), 1 / (math.exp(0.5) + 1)]
+    kl = sum(0.5 * math.log(0.5 / p) for p in ps)
+    resp = kdsnn_loss(student, teacher, y, lam=0.5, tau=tau, response=True).item()
+    assert resp == pytest.approx(ce + 0.5 * tau**2 * kl)
+    fs, ft = torch.ones(1, 2, 1, 1), torch.zeros(1, 2, 1, 1)
+    assert feature_kd(fs, ft).item() == 1.0
+    both = kdsnn_loss(
+        student, teacher, y, lam=0.5, tau=tau, response=True, student_feat=fs, teacher_feat=ft
+    ).item()
+    assert both == pytest.approx(ce + 0.5 * tau**2 * kl + 0.5 * 1.0)
+    feat_only = kdsnn_loss(
+        student, teacher, y, lam=0.5, tau=tau, response=False, student_feat=fs, teacher_feat=ft
+    ).item()
+    assert feat_only == pytest.approx(ce + 0.5)
+
+
+# -- presets and bad input ---------------------------------------------------------------------
+
+
+def test_frames_per_method():
+    assert tiny_cfg("sts", {}).frames == 2  # the stream integrated into T frames
+    dts = tiny_cfg("dts", {})
+    assert (dts.frames, dts.T) == (4, 2)  # trained on F_total, tested on the first T
+    ht = tiny_cfg("tet", {"ht": True})
+    assert (ht.frames, ht.pre_frames, ht.neuron) == (4, 2, "if-converted")
+
+
+def test_paper_presets_carry_the_authors_recipes():
+    spec = tiny_data(4).spec
+    cfg = RunConfig(method="sltt", dataset="tiny", T=5, profile="paper")
+    d = METHODS["sltt"].defaults(cfg, spec)
+    assert (d["lr"], d["epochs"], d["batch_size"], d["neuron"]) == (0.05, 300, 128, "sltt")
+    d = METHODS["tet"].defaults(cfg.replace(method="tet"), spec)
+    assert (d["lr"], d["weight_decay"], d["batch_size"], d["neuron"]) == (1e-3, 0.0, 128, "lif")
+    d = METHODS["tcja"].defaults(cfg.replace(method="tcja"), spec)
+    assert (d["lr"], d["epochs"], d["batch_size"]) == (1e-3, 1024, 16)
+
+
+def test_unknown_method_and_option_are_refused():
+    with pytest.raises(ConfigError, match="valid:.*tet"):
+        resolve(RunConfig(method="tett", dataset="n-digits", T=2))
+    with pytest.raises(ConfigError, match="takes no option"):
+        resolve(RunConfig(method="tcja", dataset="n-digits", T=2, options={"ht": True}))
+
+
+def test_bad_option_values_are_refused():
+    with pytest.raises(ConfigError, match="loss"):
+        tiny_cfg("tcja", {"loss": "hinge"})
+    with pytest.raises(ConfigError, match="K"):
+        tiny_cfg("sltt-k", {"K": 3})
+    with pytest.raises(ConfigError, match="if-converted"):
+        baselines.common.check_neuron(tiny_cfg("tet", {"ht": True}).replace(neuron="lif"))
+
+
+# -- end to end through execute() on the simulated n-digits set -------------------------------
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return root / "raw", root / "cache"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,options", CASES, ids=[f"{n}{'+ht' if o else ''}" for n, o in CASES])
+def test_execute_end_to_end_on_n_digits(name, options, data_dirs):
+    from hsd.method import execute
+
+    root, cache = data_dirs
+    cfg = RunConfig(
+        method=name,
+        dataset="n-digits",
+        T=2,
+        profile="smoke",
+        epochs=1,
+        pre_epochs=1,
+        size=16,
+        width=1 / 16,
+        batch_size=64,
+        options=options,
+    )
+    rows = execute(cfg, root=root, cache_dir=cache, device="cpu")
+    assert [r["t"] for r in rows] == [1, 2]
+    assert all(r["status"] == "ok" and 0.0 <= r["acc"] <= 1.0 for r in rows)
+    assert rows[0]["neuron"] == ("if-converted" if options.get("ht") else METHODS[name].neuron)
+    assert all(r[f"opt_{k}"] == v for r in rows for k, v in options.items())
