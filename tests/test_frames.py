@@ -167,3 +167,10 @@ def test_ht_partition():
 def test_ht_partition_errors(args, match):
     with pytest.raises(ValueError, match=match):
         ht_partition(*args)
+
+
+def test_split_by_time_needs_sorted_timestamps():
+    ev = make_events(50)
+    ev["t"] = ev["t"][::-1]
+    with pytest.raises(ValueError, match="sorted"):
+        integrate_frames(ev, 2, (16, 12, 2), split_by="time")
