@@ -259,6 +259,39 @@ def _write(tmp: Path, spec, root, samples, names, split_idx, params, progress: b
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def list_samples(spec, root) -> tuple[list, list[str], list[int]]:
+    """(samples, relative names, labels) of a dataset, in the spec's sorted order."""
+    samples = list(spec.samples(root))
+    if not samples:
+        raise ValueError(f"dataset {spec.name!r} has no samples under {root!r}")
+    return samples, _relative_names(spec, root, samples), [int(s.label) for s in samples]
+
+
+def dataset_splits(spec, root, names, labels) -> dict[str, list[int]]:
+    """The published split of a dataset (official test split if it has one, else 9:1 per class;
+    val carved per class from train), as indices into `names`."""
+    return make_splits(
+        names,
+        labels,
+        official=spec.official_split(root),
+        test_fraction=TEST_FRACTION,
+        val_fraction=VAL_FRACTION,
+        seed=SPLIT_SEED,
+    )
+
+
+def find_caches(spec, cache_dir=None) -> list[tuple[Path, dict]]:
+    """Complete cache folders of `spec` under `cache_dir` with their manifests (not verified)."""
+    parent = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / spec.name
+    out = []
+    for folder in sorted(parent.glob(f"{spec.name}-*")) if parent.is_dir() else []:
+        try:
+            out.append((folder, json.loads((folder / "manifest.json").read_text())))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def prepare(
     spec,
     frames: int | None = None,
@@ -276,23 +309,12 @@ def prepare(
             raise ValueError(f"{what} must be a positive int, got {v!r}")
     if split_by not in SPLIT_BY:
         raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
-    samples = list(spec.samples(root))
-    if not samples:
-        raise ValueError(f"dataset {spec.name!r} has no samples under {root!r}")
-    names = _relative_names(spec, root, samples)
-    labels = [int(s.label) for s in samples]
+    samples, names, labels = list_samples(spec, root)
     params = cache_params(spec, frames, size, split_by, names, labels)
     parent = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     folder = parent / spec.name / cache_folder_name(params)
     if not folder.is_dir():
-        split_idx = make_splits(
-            names,
-            labels,
-            official=spec.official_split(root),
-            test_fraction=TEST_FRACTION,
-            val_fraction=VAL_FRACTION,
-            seed=SPLIT_SEED,
-        )
+        split_idx = dataset_splits(spec, root, names, labels)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
