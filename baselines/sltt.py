@@ -132,7 +132,11 @@ def make_sltt_step(k: int | None = None, lam: float = SLTT_LAMBDA, mse_target: s
     loss of the back-propagated steps."""
 
     def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-        T = x.shape[0]
+        T, N = x.shape[:2]
+        if N < 2 and model.training:
+            # Per-step batch norm cannot normalise a batch of one sample (a last, incomplete
+            # batch): skip it rather than crash; the optimiser then has no gradient to apply.
+            return 0.0
         chosen = set(range(T)) if k is None else set(torch.randperm(T)[: min(k, T)].tolist())
         total = 0.0
         for t in range(T):
@@ -185,7 +189,10 @@ class _SLTTBase(Method):
         spec = ctx.data.spec
         model, window = start_model(cfg, ctx)
         opt = optimizer_for(cfg, model.parameters(), "sgd")
-        step = make_sltt_step(self.steps(cfg, spec), SLTT_LAMBDA, mse_target_for(spec))
+        k = self.steps(cfg, spec)
+        if k is not None:
+            ctx.info["sltt_K"] = k  # the K actually used (the option may leave it to the preset)
+        step = make_sltt_step(k, SLTT_LAMBDA, mse_target_for(spec))
         return train_and_test(cfg, ctx, model, opt, train_window=window, step_fn=step)
 
 

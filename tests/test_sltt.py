@@ -125,3 +125,11 @@ def test_sltt_k_backpropagates_only_k_steps():
     finally:
         torch.Tensor.backward = orig
     assert len(losses) == 2
+
+
+def test_sltt_step_skips_a_one_sample_batch_instead_of_crashing():
+    # Per-step batch norm needs >= 2 samples; a trailing batch of one is skipped.
+    torch.manual_seed(0)
+    model = vgg_snn(num_classes=4, size=16, width=1 / 16, neuron=SLTTNode).train()
+    assert make_sltt_step()(model, torch.rand(3, 1, 2, 16, 16), torch.tensor([1])) == 0.0
+    assert all(p.grad is None for p in model.parameters())
