@@ -251,20 +251,21 @@ class DatasetSpec:
         except Exception as e:  # URLError, socket timeouts, HTTP errors, bad checksums ...
             raise DatasetError(
                 f"{self.name}: download failed ({type(e).__name__}: {e}). Are you offline? "
-                f"Download it by hand instead.\n{self._help(base)}"
+                f"Download it by hand instead.\n{self._help(base, suggest_download=False)}"
             ) from e
         return self.locate(base)
 
     # -- errors -------------------------------------------------------------------------------
 
-    def _help(self, root: Path | None = None) -> str:
+    def _help(self, root: Path | None = None, suggest_download: bool = True) -> str:
         where = f"under {root}" if root is not None else "under your data root"
-        return (
-            f"Expected layout {where}:\n{self.layout.tree}\n"
-            f"Official data: {self.source}\n"
-            f"Or download with tonic's downloaders: hsd.data.DATASETS[{self.name!r}]"
-            ".download(root) (the data CLI's --download)"
-        )
+        text = f"Expected layout {where}:\n{self.layout.tree}\nOfficial data: {self.source}"
+        if suggest_download and not self.simulated:
+            text += (
+                f"\nOr download with tonic's downloaders: hsd.data.DATASETS[{self.name!r}]"
+                ".download(root) (the data CLI's --download)"
+            )
+        return text
 
     def _layout_error(self, root: Path, why: str) -> DatasetError:
         return DatasetError(f"{self.name}: {why} (in {root}).\n{self._help(root)}")
