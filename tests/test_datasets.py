@@ -114,6 +114,31 @@ def test_dvs_gesture_layout_and_official_split(tmp_path):
     assert np.array_equal(spec.read_events(s), expected)
 
 
+def test_dvs_gesture_original_release_is_detected_and_converted(tmp_path):
+    from hsd.data.datasets import convert_dvs_gesture_original
+
+    src = tmp_path / "DvsGesture"
+    src.mkdir()
+    for user, listing in ((1, "trials_to_train.txt"), (24, "trials_to_test.txt")):
+        stem = f"user{user:02d}_led"
+        ev = tiny_events(user, n=300)  # t in [0, 1 s)
+        formats.write_aedat31(src / f"{stem}.aedat", ev)
+        formats.write_gesture_labels_csv(src / f"{stem}_labels.csv",
+                                         [(1, 0, 300_000), (11, 500_000, 900_000)])  # fmt: skip
+        (src / listing).write_text(f"{stem}.aedat\n")
+    spec = DATASETS["dvs-gesture"]
+    with pytest.raises(DatasetError, match="original DVS-Gesture release.*convert"):
+        spec.samples(tmp_path)
+    dst = convert_dvs_gesture_original(src, tmp_path / "tonic")
+    samples = spec.samples(dst)
+    assert [(s.group, s.label) for s in samples] == [
+        ("user24", 0), ("user24", 10), ("user01", 0), ("user01", 10)]  # fmt: skip
+    ev = tiny_events(1, n=300)
+    want = ev[(ev["t"] >= 500_000) & (ev["t"] < 900_000)].copy()
+    want["t"] = (want["t"] - 500_000) // 1000 * 1000
+    assert np.array_equal(spec.read_events(samples[3]), want)
+
+
 def test_missing_root_shows_expected_layout_and_source(tmp_path):
     with pytest.raises(DatasetError) as e:
         DATASETS["dvs-gesture"].samples(tmp_path / "nowhere")

@@ -33,6 +33,7 @@ __all__ = [
     "DatasetError",
     "DatasetSpec",
     "Sample",
+    "convert_dvs_gesture_original",
     "default_data_dir",
 ]
 
@@ -130,6 +131,14 @@ class GestureFolders:
             d = root / top
             if all((d / part).is_dir() for part in self.parts):
                 return d
+        for d in (root, root / "DvsGesture"):
+            if (d / "trials_to_train.txt").is_file():
+                raise DatasetError(
+                    f"{d} holds the original DVS-Gesture release (AEDAT 3.1 + labels CSV). "
+                    "Cut it once into tonic's per-gesture .npy layout with "
+                    f"hsd.data.datasets.convert_dvs_gesture_original({str(d)!r}, <new root>), "
+                    "then point the harness at <new root>."
+                )
         found = [p for p in self.parts if any((root / t / p).is_dir() for t in self.tops)]
         why = f"found only {found}" if found else f"found no {' / '.join(self.parts)} folders"
         raise spec._layout_error(root, why)
@@ -273,6 +282,40 @@ class DatasetSpec:
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
+
+def convert_dvs_gesture_original(src: str | Path, dst: str | Path) -> Path:
+    """Cut the original DVS-Gesture release into tonic's layout, as tonic's release was made.
+
+    src holds `user<NN>_<lighting>.aedat` (AEDAT 3.1), `user<NN>_<lighting>_labels.csv` (class
+    1..11, start and end in us) and `trials_to_train.txt` / `trials_to_test.txt`. Each labelled
+    segment becomes `dst/DVSGesture/ibmGesture{Train,Test}/<stem>/<class - 1>.npy` with times
+    relative to the segment start (t in ms, like tonic's files). A class labelled twice in one
+    recording keeps its first segment (tonic's naming allows one file per class). Returns dst.
+    The sample unit of the harness is one file, so segments of one recording cannot be read in
+    place; converting once keeps every later read cheap.
+    """
+    src, dst = Path(src), Path(dst)
+    for part, listing in (("ibmGestureTrain", "trials_to_train.txt"),
+                          ("ibmGestureTest", "trials_to_test.txt")):  # fmt: skip
+        names = [n.strip() for n in (src / listing).read_text().splitlines() if n.strip()]
+        for name in names:
+            aedat = src / name
+            events = formats.read_aedat31(aedat)
+            out = dst / "DVSGesture" / part / aedat.stem
+            out.mkdir(parents=True, exist_ok=True)
+            done = set()
+            for cls, start, end in formats.read_gesture_labels_csv(
+                aedat.with_name(aedat.stem + "_labels.csv")
+            ):
+                if cls in done:
+                    continue
+                done.add(cls)
+                seg = events[(events["t"] >= start) & (events["t"] < end)].copy()
+                seg["t"] -= start
+                formats.write_gesture_npy(out / f"{cls - 1}.npy", seg)
+    return dst
+
+
 # ---------------------------------------------------------------------------------------------
 # The real datasets
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +366,9 @@ _NCALTECH_TREE = """\
 _GESTURE_TREE = """\
   DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label 0..10>.npy   (tonic's release)
   DVSGesture/ibmGestureTest/user<NN>_<lighting>/<label 0..10>.npy
-  (the DVSGesture/ level may be omitted; npy arrays are (N, 4): x, y, p, t in ms)"""
+  (the DVSGesture/ level may be omitted; npy arrays are (N, 4): x, y, p, t in ms)
+  The original release (user<NN>_<lighting>.aedat + _labels.csv) is converted once by
+  hsd.data.datasets.convert_dvs_gesture_original(src, dst)."""
 
 DATASETS.register(
     "cifar10-dvs",
