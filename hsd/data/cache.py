@@ -27,6 +27,7 @@ CacheError telling the user to delete the folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -209,11 +210,29 @@ def _open(folder: Path, spec, manifest: dict) -> FrameSet:
     return FrameSet(spec, p["frames"], p["size"], p["split_by"], folder, **splits)
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Per-sample resizes of tiny frames: thread sync costs more than the work (measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _write(tmp: Path, spec, root, samples, names, split_idx, params, progress: bool) -> None:
+    with _one_torch_thread():
+        _write_arrays(tmp, spec, samples, names, split_idx, params, progress)
+    _write_manifest(tmp, spec, names, split_idx, params)
+
+
+def _write_arrays(tmp: Path, spec, samples, names, split_idx, params, progress: bool) -> None:
     from tqdm.auto import tqdm
 
     f, size = params["frames"], params["size"]
-    files = {}
     bar = tqdm(total=len(samples), desc=f"prepare {spec.name}", unit="sample", disable=not progress)
     try:
         for s in SPLITS:
@@ -239,6 +258,10 @@ def _write(tmp: Path, spec, root, samples, names, split_idx, params, progress: b
             np.save(tmp / f"{s}_labels.npy", labels)
     finally:
         bar.close()
+
+
+def _write_manifest(tmp: Path, spec, names, split_idx, params) -> None:
+    files = {}
     for name in sorted(p.name for p in tmp.iterdir() if p.suffix == ".npy"):
         a = np.load(tmp / name, mmap_mode="r")
         files[name] = {
