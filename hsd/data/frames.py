@@ -18,12 +18,13 @@ gives an empty frame rather than an IndexError.
 Implementation: the segment bounds are computed first (arithmetic for "number", one
 np.searchsorted over the sorted timestamps for "time"), then each segment's flat index
 (polarity, y, x) is counted with np.bincount straight into one preallocated float32 output.
-We measured a single bincount over the whole (frame, polarity, y, x) index to be 3-6x SLOWER on
-these VMs (see `python -m harness.data bench`): its N-long int64 temporaries and the
-F*2*H*W-long int64 histogram are fresh mmap'd allocations whose page faults dominate, while
-per-segment temporaries stay on the heap and in cache (with a large glibc
-MALLOC_MMAP_THRESHOLD_ both are ~0.6 ms per 100k events). Result: faster than SpikingJelly's
-per-frame bincount (which builds float64 frames) on the same events, with identical counts.
+We first wrote ONE bincount over the whole (frame, polarity, y, x) index and measured it 3-6x
+slower than SpikingJelly on these VMs: its N-long int64 temporaries and the F*2*H*W-long int64
+histogram are fresh mmap'd allocations whose page faults dominate, while per-segment temporaries
+stay on the heap and in cache (with a large glibc MALLOC_MMAP_THRESHOLD_ both take ~0.6 ms per
+100k events). Measured with `python -m harness.data bench` (2-core VM, min of 60): 100k events,
+F=10, 128x128: 0.64 ms vs SpikingJelly 0.68-0.72 ms vs tonic ToFrame 6-11 ms; 1M events, F=16:
+on par with SpikingJelly (~5 ms each). Counts are identical to SpikingJelly's (float64) frames.
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     preprocessing we apply this single choice to every method, so differences in results come
     from the methods. Non-square sensors (N-Caltech101 240x180) are stretched to size x size,
     as the reference code does.
+
+    Per-sample calls on tiny frames are fastest with one torch intra-op thread (on a busy 2-core
+    machine the default pool made them 10-50x slower); `cache.prepare` runs under
+    `torch.set_num_threads(1)` for that reason.
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
