@@ -186,6 +186,7 @@ def test_second_load_reuses_cache(tmp_path, monkeypatch):
         {"spec": FakeSpec(per_class=9)},
         {"spec": FakeSpec(name="fake2")},
         {"version": 2},
+        {"normalization": "max-bilinear"},
     ],
 )
 def test_any_changed_parameter_gives_new_folder(tmp_path, monkeypatch, change):
@@ -193,6 +194,8 @@ def test_any_changed_parameter_gives_new_folder(tmp_path, monkeypatch, change):
     kw = {k: v for k, v in change.items() if k in ("frames", "size", "split_by")}
     if "version" in change:
         monkeypatch.setattr(cache_mod, "CACHE_VERSION", change["version"])
+    if "normalization" in change:
+        monkeypatch.setattr(cache_mod, "NORMALIZATION", change["normalization"])
     other = load_frames(
         change.get("spec", FakeSpec()), root=tmp_path, cache_dir=tmp_path / "c", **kw
     )
