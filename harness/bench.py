@@ -13,7 +13,9 @@ memory and both ratios to the floor:
   network without any temporal state. The bound for an SNN step.
 
 Every implementation runs in the same precision and layout: by default bf16 autocast and
-channels_last on CUDA (the issue's setting), fp32 and NCHW on CPU (``--precision``,
+channels_last on CUDA (the issue's setting), fp32 and NCHW on CPU (``--precision``; the floor
+can be pinned apart with ``--floor-precision``, e.g. fp32 SNNs against the bf16 floor as in the
+issue's table;
 ``--[no-]channels-last``).
 - ``ours-sj`` / ``ours-lean``: ``hsd.models.vgg_snn(neuron="if")`` as the harness trains it, with
   SpikingJelly's IFNode, and with ``hsd.kernels.LeanIFNode`` swapped in;
@@ -45,6 +47,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import gc
+import importlib.metadata
 import itertools
 import json
 import os
@@ -98,7 +101,8 @@ class TrainConfig:
     num_classes: int = 10
     repeats: int = 20
     warmup: int = 5
-    precision: str = "bf16"  # of every implementation, the floor included
+    precision: str = "bf16"  # of every implementation, the floor included unless ...
+    floor_precision: str | None = None  # ... this pins the floor's
     channels_last: bool = True
     device: str = "auto"
 
@@ -130,14 +134,15 @@ def device_name(dev: torch.device) -> str:
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "torch": torch.__version__}
     out["cuda"] = str(torch.version.cuda)
-    for mod in ("spikingjelly", "triton", "numpy"):
+    for dist in ("spikingjelly", "triton", "numpy"):
         try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 — absent optional packages are recorded, not fatal
-            out[mod] = "absent"
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:  # recorded, not fatal
+            out[dist] = "absent"
     from hsd.kernels import triton_available
 
     out["lean_if_triton"] = str(triton_available())
+    out["HSD_IF_SCAN_BACKEND"] = os.environ.get("HSD_IF_SCAN_BACKEND", "auto")
     with contextlib.suppress(Exception):
         out["git_commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
@@ -241,6 +246,8 @@ def build_model(impl: str, cfg: TrainConfig) -> nn.Module:
 
 
 def precision_of(impl: str, cfg: TrainConfig) -> str:
+    if impl == "floor" and cfg.floor_precision:
+        return cfg.floor_precision
     return cfg.precision
 
 
@@ -598,7 +605,9 @@ def run_packing(
     for prof, k in tqdm(jobs, desc=f"bench packing on {dev.type}", unit="run", file=sys.stderr):
         cfg = profiles[prof]
         r = run_packing_one(cfg, impl, k, seconds, min_steps, threads)
-        rows.append({"profile": prof, "impl": impl, "config": asdict(cfg), **r})
+        rows.append(
+            {"profile": prof, "impl": impl, "config": asdict(cfg) | {"device": str(dev)}, **r}
+        )
     for prof in profiles:
         base = next(
             (r for r in rows if r["profile"] == prof and r["trials"] == 1 and r["status"] == "ok"),
@@ -681,6 +690,9 @@ def parser() -> argparse.ArgumentParser:
         "--precision", choices=("bf16", "fp32"), help="default: bf16 on CUDA, fp32 on CPU"
     )
     common.add_argument(
+        "--floor-precision", choices=("bf16", "fp32"), help="floor's precision (default: same)"
+    )
+    common.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         help="channels_last layout (default: on for CUDA, off for CPU)",
@@ -706,7 +718,13 @@ def _config(args, base: TrainConfig) -> TrainConfig:
     # is emulated and would measure the emulation, not the network).
     precision = args.precision or ("bf16" if cuda else "fp32")
     channels_last = cuda if args.channels_last is None else args.channels_last
-    cfg = replace(cfg, precision=precision, channels_last=channels_last, device=args.device)
+    cfg = replace(
+        cfg,
+        precision=precision,
+        floor_precision=args.floor_precision,
+        channels_last=channels_last,
+        device=args.device,
+    )
     if cfg.size % 16:
         raise BenchError(
             f"--size must be a multiple of 16 (VGG has four 2×2 pools), got {cfg.size}"

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import torch
 from spikingjelly.activation_based import base
@@ -181,7 +182,8 @@ def if_scan(
     """Run the IF neuron of the module docstring over ``x [T, N, ...]``; returns ``out [T, N, ...]``
     in ``x``'s dtype. ``threshold`` θ: float or scalar tensor (gets a gradient only if it requires
     one). ``v0``: initial potential (None = 0; a scalar or a tensor broadcastable to ``x[0]``).
-    ``backend``: "auto" (Triton on CUDA when available and θ is fixed), "torch" or "triton"."""
+    ``backend``: "auto" (Triton on CUDA when available and θ is fixed; the environment variable
+    ``HSD_IF_SCAN_BACKEND=torch|triton`` overrides "auto"), "torch" or "triton"."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
         raise ValueError(
             "if_scan expects a floating-point tensor [T, N, ...] (time first), got "
@@ -189,8 +191,13 @@ def if_scan(
         )
     if save not in _SAVE_MODES:
         raise ValueError(f"save must be one of {_SAVE_MODES}, got {save!r}")
+    if backend == "auto":  # lets a benchmark compare the two paths without code changes
+        backend = os.environ.get("HSD_IF_SCAN_BACKEND", "auto")
     if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+        raise ValueError(
+            f"backend must be 'auto', 'torch' or 'triton' (also via $HSD_IF_SCAN_BACKEND), "
+            f"got {backend!r}"
+        )
     alpha = float(alpha)
     if not math.isfinite(alpha) or alpha <= 0:
         raise ValueError(f"surrogate alpha must be a finite number > 0, got {alpha!r}")
