@@ -86,6 +86,7 @@ def run_trial(
         load_methods()
         from hsd.method import execute
     ckpt = checkpoint_dir(out_dir, trial.run_id)
+    ckpt.mkdir(parents=True, exist_ok=True)  # the engine writes <ckpt>/<stage>.pt atomically
     t0 = time.perf_counter()
     attempt = 0
     while True:

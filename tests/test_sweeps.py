@@ -113,10 +113,11 @@ def test_resolve_all_validates_before_running_and_dedupes(data_env):
 
 
 def test_params_rows_count_the_paper_architectures(data_env):
-    rows = S.params_rows(["n-digits"])
-    by = {r["variant"]: r for r in rows}
-    assert set(by) == {"vgg", "snn5"}
-    assert by["vgg"]["params"] == 9_271_498  # the paper's "9.3M" VGG-SNN, 10 classes, 48x48
+    rows = S.params_rows(["n-digits", "sim-gestures"])
+    by = {(r["dataset"], r["variant"]): r for r in rows}
+    assert set(by) == {("n-digits", "vgg"), ("sim-gestures", "snn5")}
+    assert by["n-digits", "vgg"]["params"] == 9_271_498  # the paper's "9.3M" VGG-SNN, 10 classes
+    assert by["sim-gestures", "snn5"]["size"] == 32
     assert all(r["sweep"] == "params" and r["status"] == "ok" for r in rows)
 
 
