@@ -123,6 +123,10 @@ def _trainable(config: dict, trials: list[dict], opts: dict) -> None:
         retries=opts["retries"],
         on_epoch=on_epoch,
     )
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # which cluster node ran it (provenance)
+    rows = [{**r, "ray_node": node} for r in rows]
     _write_pending(Path(opts["out_dir"]), trial.run_id, rows)
     tune.report({"final": True, "status": rows[0]["status"], "rows_json": json.dumps(rows)})
 

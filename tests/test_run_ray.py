@@ -1,0 +1,127 @@
+"""The run CLI with the Ray Tune executor: same rows as the local executor, a real two-node
+cluster joined with --address, and a fast clear error for an unreachable address."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from harness_helpers import read_rows, run_cli
+
+pytest_plugins = ["harness_helpers"]  # the data_env fixture
+
+GRID = ["--datasets", "n-digits", "--methods", "fake,fake-fail", "--T", "1,2,3", "--seeds", "1"]
+NO_AUTH = {"RAY_AUTH_MODE": "disabled"}  # the test cluster lives on this machine only
+
+
+def _key(rows):
+    return sorted((r["run_id"], r["t"], r["status"], r["acc"]) for r in rows)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_executor_gives_the_same_rows_as_local(data_env, tmp_path):
+    common = ["--sweep", "latency", *GRID, "--retries", "0", "--no-report"]
+    local = run_cli([*common, "--executor", "local", "--out", tmp_path / "local"])
+    assert local.returncode == 0, local.stderr
+    ray = run_cli(
+        [*common, "--executor", "ray", "--cpus-per-trial", "1", "--out", tmp_path / "ray"],
+        env_extra=NO_AUTH,
+    )
+    assert ray.returncode == 0, ray.stderr
+    rows = read_rows(tmp_path / "ray")
+    assert _key(rows) == _key(read_rows(tmp_path / "local"))
+    assert len(rows) == (1 + 2 + 3) + 3  # fake: a row per t; fake-fail: one failed row per T
+    assert not any((tmp_path / "ray" / "pending").glob("*.json"))  # all moved into the store
+    assert "6/6" in ray.stderr  # the driver's progress bar
+
+
+def test_unreachable_address_fails_fast_with_exit_2(data_env, tmp_path):
+    t0 = time.time()
+    cp = run_cli(
+        ["--sweep", "latency", *GRID, "--executor", "ray", "--address", f"127.0.0.1:{_free_port()}",
+         "--out", tmp_path / "o"],
+    )  # fmt: skip
+    assert cp.returncode == 2 and "no Ray head answers" in cp.stderr
+    assert time.time() - t0 < 60 and not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def two_node_cluster():
+    """A real Ray head and a second worker node (1 CPU each), each a `ray start --block`
+    subprocess: terminating those processes stops exactly the nodes they started."""
+    port = _free_port()
+    tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a limit
+    env = {**os.environ, **NO_AUTH, "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    logs = [open(Path(tmp) / f"{n}.log", "w") for n in ("head", "worker")]
+    procs = []
+    try:
+        head = [ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={tmp}",
+                "--include-dashboard=false", "--block"]  # fmt: skip
+        procs.append(subprocess.Popen(head, env=env, stdout=logs[0], stderr=subprocess.STDOUT))
+        _wait_port(port, procs[0])
+        worker = [ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--block"]
+        procs.append(subprocess.Popen(worker, env=env, stdout=logs[1], stderr=subprocess.STDOUT))
+        _wait_nodes(port, 2, env)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for f in logs:
+            f.close()
+
+
+def _wait_port(port, proc, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "ray head exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("ray head did not start")
+
+
+def _wait_nodes(port, n, env, timeout=90):
+    code = (
+        "import ray,time,sys\n"
+        f"ray.init(address='127.0.0.1:{port}', log_to_driver=False)\n"
+        f"t=time.time()\nwhile len([x for x in ray.nodes() if x['Alive']]) < {n}:\n"
+        f"    time.sleep(0.5)\n    assert time.time() - t < {timeout}\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=timeout + 30)
+
+
+@pytest.mark.slow
+def test_sweep_on_a_two_node_cluster_via_address(data_env, tmp_path, two_node_cluster):
+    out = tmp_path / "out"
+    cp = run_cli(
+        ["--sweep", "latency", "--executor", "ray", "--address", two_node_cluster,
+         "--datasets", "n-digits", "--methods", "fake", "--T", "1,2,3,4", "--cpus-per-trial", "1",
+         "--out", out, "--no-report"],
+        env_extra={**NO_AUTH, "HSD_FAKE_EPOCH_S": "0.5"},
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    rows = read_rows(out)
+    assert sorted((r["T"], r["t"]) for r in rows) == [
+        (T, t) for T in (1, 2, 3, 4) for t in range(1, T + 1)
+    ]
+    assert all(r["status"] == "ok" for r in rows)
+    assert len({r["ray_node"] for r in rows}) == 2  # both nodes ran trials
