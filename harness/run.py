@@ -352,9 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     start = time.time()
+    from harness.tune import TuneError
+
     try:
         return _main(args, argv, start)
-    except (UsageError, S.SweepError, ExecutorError) as err:
+    except (UsageError, S.SweepError, ExecutorError, TuneError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,443 @@
+"""Optuna tuning of HSD's distillation weight λ (`kd_lambda`) and QCFS step L, per dataset.
+
+    python -m harness.run --tune --trials 20 --datasets n-digits [--executor local|ray]
+    python -m harness.run --tune --multi-objective ...     # maximise accuracy, minimise T (NSGA-II)
+    python -m harness.run --sweep latency --use-best runs/tune/best_params.json
+
+Search space: λ log-uniform in [1e-2, 10], L ∈ {4, 8, 16, 32}; with --multi-objective also the
+inference T ∈ [1, F_total − 1] (HSD keeps at least one pre-training frame).
+Objective: the run's best **validation** accuracy (`best_val_acc` of the execute rows: the
+engine's model selection on the validation split) — never the test accuracy.
+
+The study lives in ``sqlite:///<out>/optuna.db`` (study ``hsd-<dataset>``) and is written only by
+this driver process (SQLite under many writers fails with "database is locked"): with the local
+executor through an ask/tell loop, with Ray through `OptunaSearch`, whose searcher runs in the
+driver. Each tuning run's rows go to the results store ``<out>/results.jsonl`` (sweep "tune").
+Rerunning continues the study up to --trials finished trials; trials left RUNNING by a killed
+driver are marked failed and their parameters enqueued again, so they resume from checkpoints.
+Failed/diverged runs are told to Optuna as NaN, i.e. FAIL.
+
+Best parameters go to ``<out>/best_params.json``:
+``{"objective": ..., "best": {dataset: {"kd_lambda", "L", "T", "val_acc", "trial"}},
+"pareto": {dataset: [...]}}`` (pareto only with --multi-objective; "best" is then the
+highest-accuracy point of the front).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import sweeps as S
+from harness.executors import ExecOptions
+from harness.trial import drop_checkpoints, run_trial
+from hsd.config import RunConfig
+
+LAMBDA_RANGE = (1e-2, 10.0)
+L_CHOICES = (4, 8, 16, 32)
+OBJECTIVE = "best_val_acc (validation split, never test)"
+
+
+class TuneError(ValueError):
+    """Bad tuning request (exit 2)."""
+
+
+def frames_of(dataset: str) -> int:
+    from hsd.data import DATASETS
+
+    return DATASETS[dataset].default_frames
+
+
+def distributions(dataset: str, multi: bool) -> dict:
+    import optuna
+
+    d = {
+        "kd_lambda": optuna.distributions.FloatDistribution(*LAMBDA_RANGE, log=True),
+        "L": optuna.distributions.CategoricalDistribution(list(L_CHOICES)),
+    }
+    if multi:
+        d["T"] = optuna.distributions.IntDistribution(1, frames_of(dataset) - 1)
+    return d
+
+
+def make_trial(
+    dataset: str, params: dict, profile: str, T: int | None, method: str = "hsd", seed: int = 0
+) -> S.Trial:
+    """The resolved trial (HSD unless told otherwise) for one point of the search space."""
+    T = int(params.get("T") or T or S.MAIN_T.get(dataset) or 0)
+    if T < 1:
+        raise TuneError(f"no paper T for {dataset!r}; pass --T")
+    cfg = RunConfig(
+        method,
+        dataset,
+        T,
+        seed=seed,
+        profile=profile,
+        kd_lambda=float(params["kd_lambda"]),
+        L=int(params["L"]),
+    )
+    (trial,) = S.resolve_all([S.Trial("tune", method, cfg)])
+    return trial
+
+
+def objective(rows: list[dict]) -> float:
+    """Validation accuracy of a finished run; NaN (Optuna: FAIL) for a run that did not finish."""
+    row = rows[0]
+    if row.get("status") != "ok":
+        return math.nan
+    if row.get("best_val_acc") is None:
+        raise TuneError(
+            "execute() rows carry no best_val_acc, so there is no validation objective; "
+            "the method must set ctx.info['best_val_acc'] (never tune on test accuracy)"
+        )
+    return float(row["best_val_acc"])
+
+
+def values_of(rows: list[dict], multi: bool):
+    v = objective(rows)
+    return [v, float(rows[0]["T"])] if multi else v
+
+
+def study_name(dataset: str, multi: bool) -> str:
+    return f"hsd-{dataset}" + ("-mo" if multi else "")
+
+
+def _sampler(multi: bool, seed: int = 0):
+    import optuna
+
+    return (
+        optuna.samplers.NSGAIISampler(seed=seed) if multi else optuna.samplers.TPESampler(seed=seed)
+    )
+
+
+def _recover_stale(study) -> list[dict]:
+    """Trials RUNNING in the db come from a killed driver: mark them failed, return their params."""
+    import optuna
+
+    params = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # Flag it so it does not count against --trials: its point is enqueued again.
+        optuna.trial.Trial(study, t._trial_id).set_user_attr("stale", True)
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        params.append(dict(t.params))
+    return params
+
+
+def _finished(study) -> int:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False, states=states)
+    return sum(1 for t in trials if not t.user_attrs.get("stale"))
+
+
+def open_study(out_dir: Path, dataset: str, multi: bool):
+    """Create or load the study. The sampler's seed is the number of trials already in it, so a
+    resumed study is reproducible without re-proposing the points of the first session."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kw = {"directions": ["maximize", "minimize"]} if multi else {"direction": "maximize"}
+    study = optuna.create_study(
+        storage=f"sqlite:///{out_dir / 'optuna.db'}",
+        study_name=study_name(dataset, multi),
+        load_if_exists=True,
+        **kw,
+    )
+    study.sampler = _sampler(multi, seed=len(study.trials))
+    return study
+
+
+def _stored(store) -> dict[str, list[dict]]:
+    """Rows of the finished runs in the store by run id (a re-proposed point is not rerun)."""
+    df = store.rows()
+    if df.empty:
+        return {}
+    df = df.drop(columns=["_chunk"], errors="ignore")
+    return {
+        rid: [{k: v for k, v in r.items() if k != "_chunk"} for r in g.to_dict("records")]
+        for rid, g in df.groupby("run_id")
+        if rid in store.finished_run_ids()
+    }
+
+
+def tune_local(
+    dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method, progress=True
+):
+    """Ask/tell loop in this process; returns the study."""
+    from tqdm.auto import tqdm
+
+    study = open_study(opts.out_dir, dataset, multi)
+    for p in _recover_stale(study):
+        study.enqueue_trial(p)
+    dists = distributions(dataset, multi)
+    todo = max(0, n_trials - _finished(study))
+    bar = tqdm(
+        total=todo, unit="trial", desc=f"tune {dataset}", disable=not progress, file=sys.stderr
+    )
+    try:
+        for _ in range(todo):
+            ot = study.ask(dists)
+            trial = make_trial(dataset, ot.params, profile, T, method)
+            bar.set_postfix_str(
+                f"λ={ot.params['kd_lambda']:.3g} L={ot.params['L']} T={trial.cfg.T}"
+            )
+            rows = run_trial(
+                trial,
+                out_dir=opts.out_dir,
+                root=opts.root,
+                cache_dir=opts.cache_dir,
+                device=opts.device,
+                retries=opts.retries,
+            )
+            rows = [{**r, "optuna_trial": ot.number} for r in rows]
+            store.append(rows)
+            if rows[0]["status"] == "ok" and not opts.keep_checkpoints:
+                drop_checkpoints(opts.out_dir, trial.run_id)
+            study.tell(ot, values_of(rows, multi))
+            bar.update(1)
+    finally:
+        bar.close()
+    return study
+
+
+def _ray_trainable(config: dict, base: dict) -> None:
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(base["threads"])))
+    trial = make_trial(base["dataset"], config, base["profile"], base["T"], base["method"])
+    rows = run_trial(
+        trial,
+        out_dir=base["out_dir"],
+        root=base["root"],
+        cache_dir=base["cache_dir"],
+        device=base["device"],
+        retries=base["retries"],
+    )
+    v = objective(rows)
+    tune.report({"val_acc": v, "T": float(trial.cfg.T), "rows_json": json.dumps(rows)})
+
+
+def tune_ray(
+    dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method, address, cpus, gpus
+):
+    """Ray Tune with `OptunaSearch`; the searcher (the only db writer) runs in this driver."""
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+    from tqdm.auto import tqdm
+
+    from harness.executors import ray_exec
+
+    ray_exec.init(address)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{opts.out_dir / 'optuna.db'}")
+    name = study_name(dataset, multi)
+    pre = open_study(opts.out_dir, dataset, multi)  # creates it / recovers a killed driver's trials
+    stale = _recover_stale(pre)
+    todo = max(0, n_trials - _finished(pre))
+    if todo == 0:
+        return pre
+    searcher = OptunaSearch(
+        space=distributions(dataset, multi),
+        metric=["val_acc", "T"] if multi else "val_acc",
+        mode=["max", "min"] if multi else "max",
+        sampler=_sampler(multi, seed=len(pre.trials)),
+        storage=storage,
+        study_name=name,
+        points_to_evaluate=stale or None,
+    )
+    if gpus is None:
+        import ray
+
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    bar = tqdm(
+        total=todo, unit="trial", desc=f"tune {dataset}", disable=not opts.progress, file=sys.stderr
+    )
+
+    class Collector(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "rows_json" in result:
+                rows = json.loads(result["rows_json"])
+                if rows[0]["run_id"] not in store.finished_run_ids():  # a re-proposed point
+                    store.append(rows)
+                if rows[0].get("status") == "ok" and not opts.keep_checkpoints:
+                    drop_checkpoints(opts.out_dir, rows[0]["run_id"])
+                bar.update(1)
+
+    base = {
+        "dataset": dataset,
+        "method": method,
+        "profile": profile,
+        "T": T,
+        "out_dir": str(opts.out_dir),
+        "root": opts.root,
+        "cache_dir": opts.cache_dir,
+        "device": opts.device,
+        "retries": opts.retries,
+        "threads": cpus,
+    }
+    tuner = tune.Tuner(
+        tune.with_resources(
+            tune.with_parameters(_ray_trainable, base=base), {"cpu": cpus, "gpu": gpus}
+        ),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=todo, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{name}-{os.getpid()}",
+            storage_path=str(opts.out_dir / "ray_results"),
+            callbacks=[Collector()],
+            verbose=0,
+        ),
+    )
+    try:
+        tuner.fit()
+    finally:
+        bar.close()
+    return open_study(opts.out_dir, dataset, multi)
+
+
+def summarize(study, dataset: str, multi: bool, T: int | None) -> dict[str, Any]:
+    """Best point (and the Pareto front with --multi-objective) of a finished study."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done:
+        return {}
+    if multi:
+        front = [
+            {**t.params, "val_acc": t.values[0], "T": int(t.params["T"]), "trial": t.number}
+            for t in study.best_trials
+        ]
+        front.sort(key=lambda p: (p["T"], -p["val_acc"]))
+        best = max(front, key=lambda p: (p["val_acc"], -p["T"]))
+        return {"best": best, "pareto": front}
+    t = study.best_trial
+    return {
+        "best": {
+            **t.params,
+            "val_acc": t.value,
+            "T": int(T or S.MAIN_T[dataset]),
+            "trial": t.number,
+        }
+    }
+
+
+def main_from_args(args, argv) -> int:
+    """`python -m harness.run --tune ...` (validation, store, tuning per dataset, best params)."""
+    import time
+
+    from harness.run import UsageError, _abs, pick_executor
+    from harness.store import ResultStore, StoreError, write_provenance
+
+    start = time.time()
+    if args.sweep or args.use_best:
+        raise UsageError("--tune runs no sweep: drop --sweep/--use-best")
+    if args.methods and len(args.methods) != 1:
+        raise UsageError("--tune tunes one method (default hsd): pass at most one --methods")
+    method = args.methods[0] if args.methods else "hsd"
+    if args.trials < 1:
+        raise UsageError(f"--trials must be >= 1, got {args.trials}")
+    if args.T and len(args.T) != 1:
+        raise UsageError("--tune takes at most one --T (the inference T to tune at)")
+    if args.multi_objective and args.T:
+        raise UsageError("--multi-objective searches T itself; drop --T")
+    datasets = list(args.datasets or S.DEFAULT_DATASETS)
+    T = args.T[0] if args.T else None
+    S.check_datasets(datasets)
+    for ds in datasets:  # every config resolvable before anything runs
+        make_trial(ds, {"kd_lambda": 1.0, "L": 16}, args.profile, T, method)
+        if args.multi_objective:
+            make_trial(
+                ds, {"kd_lambda": 1.0, "L": 16, "T": frames_of(ds) - 1}, args.profile, T, method
+            )
+    executor = pick_executor(args)
+    if args.dry_run:
+        kind = "NSGA-II (accuracy, T)" if args.multi_objective else "TPE (accuracy)"
+        print(
+            f"tune HSD on {', '.join(datasets)}: {args.trials} trials each, {kind}, "
+            f"kd_lambda log-uniform {LAMBDA_RANGE}, L in {L_CHOICES}, executor {executor}"
+        )
+        return 0
+    if executor == "ray":
+        from harness.executors import ray_exec
+
+        ray_exec.check_address(args.address)
+    out = Path(args.out or "runs/tune").resolve()
+    manifest = {
+        "sweep": "tune",
+        "args": {
+            "datasets": datasets,
+            "method": method,
+            "T": T,
+            "profile": args.profile,
+            "multi": args.multi_objective,
+        },
+    }
+    try:
+        store = ResultStore.open(out, manifest)
+    except StoreError as err:
+        raise UsageError(str(err)) from None
+    opts = ExecOptions(
+        out_dir=out,
+        root=_abs(args.root),
+        cache_dir=_abs(args.cache_dir),
+        device=args.device,
+        retries=args.retries,
+        keep_checkpoints=args.keep_checkpoints,
+        progress=not args.no_progress,
+    )
+    result: dict[str, Any] = {"objective": OBJECTIVE, "best": {}, "pareto": {}}
+    path = out / "best_params.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        result["best"].update(old.get("best", {}))
+        result["pareto"].update(old.get("pareto", {}))
+    try:
+        for ds in datasets:
+            kw = dict(profile=args.profile, T=T, multi=args.multi_objective, method=method)
+            if executor == "ray":
+                study = tune_ray(
+                    ds,
+                    args.trials,
+                    store,
+                    opts,
+                    address=args.address,
+                    cpus=args.cpus_per_trial,
+                    gpus=args.gpus_per_trial,
+                    **kw,
+                )
+            else:
+                study = tune_local(
+                    ds, args.trials, store, opts, progress=not args.no_progress, **kw
+                )
+            summary = summarize(study, ds, args.multi_objective, T)
+            if summary:
+                result["best"][ds] = summary["best"]
+                if "pareto" in summary:
+                    result["pareto"][ds] = summary["pareto"]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+    finally:
+        if executor == "ray":
+            from harness.executors import ray_exec
+
+            ray_exec.shutdown()
+    write_provenance(
+        out,
+        [sys.executable, "-m", "harness.run", *argv],
+        {"mode": "tune", "executor": executor, "best": json.dumps(result["best"])},
+        start=start,
+        end=time.time(),
+    )
+    print(f"best parameters: {path}")
+    for ds, b in result["best"].items():
+        print(
+            f"  {ds}: kd_lambda={b['kd_lambda']:.4g} L={b['L']} T={b['T']} val_acc={b['val_acc']:.4f}"
+        )
+    print(f"use them with: python -m harness.run --sweep <name> --use-best {path}")
+    return 0

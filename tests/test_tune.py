@@ -1,0 +1,102 @@
+"""Optuna tuning (harness.tune): validation objective, durable study, resume, best params, Ray +
+NSGA-II multi-objective. Uses the fake method, whose validation accuracy grows with kd_lambda."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from harness_helpers import read_rows, run_cli
+
+from harness import run as R
+from harness import sweeps as S
+from harness import tune as TU
+from harness.executors import ExecOptions
+from harness.store import ResultStore
+
+pytest_plugins = ["harness_helpers"]  # the data_env fixture
+
+TUNE = ["--tune", "--methods", "fake", "--datasets", "n-digits", "--no-progress"]
+
+
+def _study(out, name="hsd-n-digits"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna.db'}")
+
+
+def test_local_tuning_picks_the_best_validation_point_and_resumes(data_env, tmp_path):
+    out = tmp_path / "tune"
+    assert R.main([*TUNE, "--trials", "3", "--executor", "local", "--out", str(out)]) == 0
+    best = json.loads((out / "best_params.json").read_text())
+    rows = read_rows(out)
+    runs = {r["run_id"]: r for r in rows}
+    assert len(runs) == 3 and {r["sweep"] for r in rows} == {"tune"}
+    top = max(runs.values(), key=lambda r: r["best_val_acc"])
+    b = best["best"]["n-digits"]
+    assert b["kd_lambda"] == pytest.approx(top["kd_lambda"]) and b["L"] == top["L"]
+    assert b["val_acc"] == pytest.approx(top["best_val_acc"]) and b["T"] == 5
+    assert best["objective"].startswith("best_val_acc")
+    assert all(1e-2 <= r["kd_lambda"] <= 10 and r["L"] in (4, 8, 16, 32) for r in rows)
+    # Resume: the study continues to 5 finished trials, nothing already run is run again.
+    assert R.main([*TUNE, "--trials", "5", "--executor", "local", "--out", str(out)]) == 0
+    study = _study(out)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 5
+    assert len({r["run_id"] for r in read_rows(out)}) == len(read_rows(out)) // 5  # T=5 rows each
+    # The tuned values feed later sweeps.
+    got = R._load_best(str(out / "best_params.json"))
+    b = got["n-digits"]
+    assert b["val_acc"] == max(r["best_val_acc"] for r in read_rows(out))
+    (t,) = S.expand("latency", datasets=["n-digits"], methods=["hsd"], T=[2], best=got)
+    assert (t.cfg.kd_lambda, t.cfg.L) == (b["kd_lambda"], b["L"])
+
+
+def test_a_trial_left_running_by_a_killed_driver_is_failed_and_rerun(data_env, tmp_path):
+    out = tmp_path / "t"
+    out.mkdir()
+    study = TU.open_study(out, "n-digits", False)
+    stale = study.ask(TU.distributions("n-digits", False))  # never told: the driver "died"
+    store = ResultStore.open(out, {"sweep": "tune", "args": {}})
+    opts = ExecOptions(out_dir=out)
+    TU.tune_local(
+        "n-digits",
+        2,
+        store,
+        opts,
+        profile="smoke",
+        T=None,
+        multi=False,
+        method="fake",
+        progress=False,
+    )
+    trials = _study(out).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].params == stale.params  # re-enqueued, so its checkpoints would be reused
+
+
+def test_bad_tuning_requests_exit_2(data_env, tmp_path, capsys):
+    for args, msg in [
+        (["--trials", "0"], "--trials must be >= 1"),
+        (["--sweep", "latency"], "runs no sweep"),
+        (["--multi-objective", "--T", "3"], "drop --T"),
+        (["--T", "10"], "exceeds the 10 frames"),
+    ]:
+        assert R.main([*TUNE, *args, "--executor", "local", "--out", str(tmp_path / "o")]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_ray_multi_objective_tuning_with_nsga2(data_env, tmp_path):
+    out = tmp_path / "mo"
+    cp = run_cli(
+        [*TUNE, "--multi-objective", "--trials", "3", "--executor", "ray", "--out", out],
+        env_extra={"RAY_AUTH_MODE": "disabled"},
+    )
+    assert cp.returncode == 0, cp.stderr
+    study = _study(out, "hsd-n-digits-mo")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 3 and all(1 <= t.params["T"] <= 9 for t in done)
+    best = json.loads((out / "best_params.json").read_text())
+    front = best["pareto"]["n-digits"]
+    assert front and {p["trial"] for p in front} <= {t.number for t in done}
+    assert len({r["run_id"] for r in read_rows(out)}) == 3
