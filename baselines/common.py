@@ -26,7 +26,7 @@ from hsd.config import ConfigError, RunConfig
 from hsd.data import ht_partition
 from hsd.engine import Evaluation, Stage, StepFn, evaluate, fit, make_optimizer
 from hsd.method import RunContext
-from hsd.pipeline import build_model, profile_defaults, stable_seed, window_batches
+from hsd.pipeline import SMOKE_EPOCHS, build_model, profile_defaults, stable_seed, window_batches
 from hsd.recipe import check_ht_window, hsd_defaults, pretrain_and_convert
 
 HT_NEURON = "if-converted"  # what ANN->SNN conversion puts in place of QCFS
@@ -35,13 +35,13 @@ HT_NEURON = "if-converted"  # what ANN->SNN conversion puts in place of QCFS
 def direct_defaults(cfg: RunConfig, spec: Any, recipe: dict[str, Any]) -> dict[str, Any]:
     """Defaults of a from-scratch run: the shared profile, the whole stream integrated into T
     frames (same-time-step training), then the method's own recipe on top (paper profile only;
-    the smoke profile keeps the method's optimiser but runs 2 epochs)."""
+    the smoke profile keeps the method's optimiser but runs `SMOKE_EPOCHS`)."""
     d = profile_defaults(cfg, spec)
     d.update(frames=cfg.T, pre_frames=0)
     paper = {k: v for k, v in recipe.items() if k != "epochs" or cfg.profile == "paper"}
     d.update(paper)
     if cfg.profile != "paper":
-        d["epochs"] = 2
+        d["epochs"] = SMOKE_EPOCHS
     return d
 
 

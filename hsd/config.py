@@ -35,6 +35,7 @@ class RunConfig:
     frames: int | None = None
     pre_frames: int | None = None  # T_p: frames of the ANN pre-training window (HT methods)
     L: int | None = None  # QCFS quantization step
+    qcfs_lam: float | None = None  # initial QCFS threshold λ (paper: 8.0)
     kd_lambda: float | None = None  # weight of the distillation term (HSD's λ)
     tau: float | None = None  # distillation temperature
     epochs: int | None = None  # SNN training / fine-tuning epochs
@@ -114,7 +115,7 @@ def validate(cfg: RunConfig) -> None:
             isinstance(cfg.L, int) and cfg.L >= 1,
             f"L (QCFS step) must be an integer >= 1, got {cfg.L!r}",
         )
-    for name in ("kd_lambda", "tau", "lr", "pre_lr"):
+    for name in ("kd_lambda", "tau", "lr", "pre_lr", "qcfs_lam"):
         v = getattr(cfg, name)
         if v is not None:
             ok = math.isfinite(v) and (v > 0 or (name == "kd_lambda" and v == 0))

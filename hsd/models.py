@@ -136,7 +136,7 @@ def _activation(neuron: str | Callable[[], nn.Module], L: int, neuron_kw: dict |
     if callable(neuron) and not isinstance(neuron, str):
         return neuron()
     if neuron == "qcfs":
-        return QCFS(L)
+        return QCFS(L, **(neuron_kw or {}))
     if neuron not in NEURONS:
         valid = ", ".join(["qcfs", *NEURONS.names()])
         raise ValueError(f"unknown neuron {neuron!r}; valid: {valid} (or a callable)")

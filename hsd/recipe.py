@@ -59,7 +59,7 @@ def hsd_defaults(cfg: RunConfig, spec: Any) -> dict[str, Any]:
         d.update(pre_epochs=300, pre_lr=1e-3 if gesture else 0.1, epochs=100, lr=1e-5)
     else:
         # Smoke: same stages, a few epochs; fine-tuning lr raised so a few epochs can move it.
-        d.update(pre_epochs=4, pre_lr=1e-3 if gesture else 0.05, epochs=2, lr=1e-4)
+        d.update(pre_epochs=4, pre_lr=1e-3 if gesture else 0.05, epochs=3, lr=1e-3)
     return d
 
 
