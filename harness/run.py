@@ -29,9 +29,10 @@ from pathlib import Path
 from harness import sweeps as S
 from harness.executors import ExecutorError
 
-# Seconds per epoch-frame per 1000 training samples, measured on the 2-core CPU machine with the
-# smoke profile (None until measured for paper: then only the work is printed).
-SECONDS_PER_UNIT = {"smoke": None, "paper": None}
+# Seconds per epoch-frame, sequential, measured with the smoke profile on n-digits on the shared
+# 2-core CPU VM (HSD T=1: 224 s for 38 epoch-frames; STS T=1: 8 s for 2), used by --dry-run until
+# finished runs in the output folder give a better rate. None for paper (GPU-dependent).
+SECONDS_PER_UNIT = {"smoke": 5.0, "paper": None}
 
 
 class UsageError(Exception):
@@ -279,8 +280,36 @@ def print_dry_run(planned: dict[str, list[S.Trial]], args, dirs: dict[str, Path]
             f"time estimate: ~{total_units * rate / 60:.1f} min sequentially "
             f"(at {rate:.2f} s per epoch-frame, measured from finished runs in these folders)"
         )
+    elif SECONDS_PER_UNIT.get(args.profile):
+        rate = SECONDS_PER_UNIT[args.profile]
+        print(
+            f"time estimate: ~{total_units * rate / 60:.1f} min sequentially (at {rate} s per "
+            f"epoch-frame, the {args.profile} profile on n-digits on a shared 2-core CPU VM; "
+            "the ray executor runs trials in parallel, one per --cpus-per-trial cores)"
+        )
     else:
-        print("time estimate: none yet (no finished runs in these folders to calibrate from)")
+        print("time estimate: none (no finished runs in these folders to calibrate from)")
+
+
+def prepare_data(
+    planned: dict[str, list[S.Trial]], root: str | None, cache_dir: str | None
+) -> None:
+    """Build every frame cache the trials need, once, in the driver, before any trial starts.
+
+    Parallel trials then never generate the same simulated set or cache twice, and missing real
+    data is reported (exit 2) before anything runs.
+    """
+    from hsd.data import DatasetError, load_frames
+
+    needed = sorted(
+        {(t.cfg.dataset, t.cfg.frames, t.cfg.size) for ts in planned.values() for t in ts}
+    )
+    for i, (ds, frames, size) in enumerate(needed, 1):
+        print(f"data {i}/{len(needed)}: {ds} frames={frames} size={size}", file=sys.stderr)
+        try:
+            load_frames(ds, frames=frames, size=size, root=root, cache_dir=cache_dir)
+        except DatasetError as err:
+            raise UsageError(str(err)) from None
 
 
 def _finished(out_dir: Path) -> set[str]:
@@ -390,6 +419,10 @@ def _main(args, argv, start) -> int:
         from harness.executors import ray_exec
 
         ray_exec.check_address(args.address)  # fail fast, before any folder is touched
+    unfinished = {
+        n: [t for t in ts if t.run_id not in _finished(dirs[n])] for n, ts in planned.items()
+    }
+    prepare_data(unfinished, _abs(args.root), _abs(args.cache_dir))
     try:
         stores = {name: ResultStore.open(d, manifest(args, name)) for name, d in dirs.items()}
     except StoreError as err:

@@ -24,7 +24,7 @@ def test_tiny_sweep_writes_one_row_per_t_and_provenance(data_env, tmp_path):
     assert {(r["T"], r["seed"]) for r in rows} == {(T, s) for T in (1, 2, 3) for s in (0, 1)}
     assert {r["sweep"] for r in rows} == {"latency"} and {r["variant"] for r in rows} == {"fake"}
     assert all(r["status"] == "ok" and r["frames"] == 10 for r in rows)
-    assert "trials:" in cp.stderr and "6/6" in cp.stderr  # the progress bar
+    assert "epoch-frames" in cp.stderr and "trials 6/6" in cp.stderr  # the progress bar
     assert "harness.run" in (out / "COMMAND.txt").read_text()
     assert not any((out / "checkpoints").iterdir())  # finished runs' checkpoints are freed
     # Rerunning the same command runs nothing and adds no row.

@@ -43,7 +43,7 @@ def test_ray_executor_gives_the_same_rows_as_local(data_env, tmp_path):
     assert _key(rows) == _key(read_rows(tmp_path / "local"))
     assert len(rows) == (1 + 2 + 3) + 3  # fake: a row per t; fake-fail: one failed row per T
     assert not any((tmp_path / "ray" / "pending").glob("*.json"))  # all moved into the store
-    assert "6/6" in ray.stderr  # the driver's progress bar
+    assert "trials 6/6" in ray.stderr  # the driver's progress bar
 
 
 def test_unreachable_address_fails_fast_with_exit_2(data_env, tmp_path):

@@ -25,3 +25,70 @@ class ExecOptions:
     retries: int = 1
     keep_checkpoints: bool = False
     progress: bool = True
+
+
+class Progress:
+    """The driver's progress bar, weighted by each trial's cost in epoch-frames
+    (`harness.sweeps.trial_cost`), so the ETA accounts for an HSD run costing many STS runs.
+
+    Each reported epoch advances the bar by the trial's average cost per epoch (capped at its
+    cost); a finished trial tops up to its full cost. The postfix shows trials done and the
+    trials running.
+    """
+
+    def __init__(self, trials, *, enabled: bool = True, desc: str = "sweep"):
+        import sys
+
+        from tqdm.auto import tqdm
+
+        from harness.sweeps import trial_cost
+
+        self.cost = {t.run_id: max(1, trial_cost(t.cfg)) for t in trials}
+        self.epochs = {
+            t.run_id: max(1, (t.cfg.pre_epochs or 0) + (t.cfg.epochs or 0)) for t in trials
+        }
+        self.done_cost: dict[str, float] = {}
+        self.running: dict[str, str] = {}
+        self.n_trials, self.finished = len(trials), 0
+        self.bar = tqdm(
+            total=sum(self.cost.values()),
+            desc=desc,
+            disable=not enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} epoch-frames "
+            "[{elapsed}<{remaining}{postfix}]",
+        )
+
+    def _advance(self, run_id: str, amount: float) -> None:
+        have = self.done_cost.get(run_id, 0.0)
+        amount = max(0.0, min(amount, self.cost.get(run_id, 0) - have))
+        self.done_cost[run_id] = have + amount
+        self.bar.update(amount)
+
+    def _show(self) -> None:
+        running = " | ".join(list(self.running.values())[:2])
+        self.bar.set_postfix_str(
+            f"trials {self.finished}/{self.n_trials}" + (f", {running}" if running else "")
+        )
+
+    def epoch(self, run_id: str, text: str) -> None:
+        self._advance(run_id, self.cost.get(run_id, 0) / self.epochs.get(run_id, 1))
+        self.running[run_id] = text
+        self._show()
+
+    def start(self, run_id: str, text: str) -> None:
+        self.running[run_id] = text
+        self._show()
+
+    def finish(self, run_id: str) -> None:
+        self._advance(run_id, float("inf"))
+        self.running.pop(run_id, None)
+        self.finished += 1
+        self._show()
+
+    def write(self, text: str) -> None:
+        self.bar.write(text)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -6,39 +6,30 @@ trial in flight, and that trial resumes from its per-epoch checkpoints on the ne
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
-
-from harness.executors import ExecOptions
+from harness.executors import ExecOptions, Progress
 from harness.sweeps import Trial
 from harness.trial import drop_checkpoints, run_trial
 
 
 def run(trials: Sequence[Trial], store, opts: ExecOptions, execute=None) -> Counter:
-    """Run `trials` sequentially; return a Counter of row statuses per finished trial."""
+    """Run `trials` sequentially; return a Counter of the statuses of the finished trials."""
     done: Counter = Counter()
-    bar = tqdm(
-        total=len(trials),
-        unit="trial",
-        desc="trials",
-        disable=not opts.progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    progress = Progress(trials, enabled=opts.progress)
     try:
         for trial in trials:
-            bar.set_postfix_str(trial.label())
+            rid = trial.run_id
+            progress.start(rid, trial.label())
 
             def on_epoch(stage, epoch, epochs, record, _t=trial):
-                bar.set_postfix_str(
-                    f"{_t.label()} | {stage} {epoch}/{epochs} val={record.get('val_acc', 0):.3f}"
-                )
+                val = record.get("val_acc")
+                val = f" val={val:.3f}" if isinstance(val, float) else ""
+                progress.epoch(_t.run_id, f"{_t.label()} {stage} {epoch}/{epochs}{val}")
 
             def on_retry(attempt, err, _t=trial):
-                bar.write(
+                progress.write(
                     f"retrying {_t.label()} after attempt {attempt}: {type(err).__name__}: {err}"
                 )
 
@@ -57,12 +48,11 @@ def run(trials: Sequence[Trial], store, opts: ExecOptions, execute=None) -> Coun
             status = rows[0]["status"]
             done[status] += 1
             if status == "ok" and not opts.keep_checkpoints:
-                drop_checkpoints(opts.out_dir, trial.run_id)
+                drop_checkpoints(opts.out_dir, rid)
             if status != "ok":
-                bar.write(
-                    f"{status}: {trial.label()}: {str(rows[0].get('error', '')).splitlines()[0][:200]}"
-                )
-            bar.update(1)
+                first = str(rows[0].get("error", "")).splitlines()[0][:200]
+                progress.write(f"{status}: {trial.label()}: {first}")
+            progress.finish(rid)
     finally:
-        bar.close()
+        progress.close()
     return done

@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.executors import ExecOptions, ExecutorError
+from harness.executors import ExecOptions, ExecutorError, Progress
 from harness.sweeps import Trial
 from harness.trial import drop_checkpoints, failure_row, run_trial
 
@@ -134,8 +133,8 @@ def _trainable(config: dict, trials: list[dict], opts: dict) -> None:
 class _Ingest:
     """Driver side: move finished trials' rows into the store (the only writer) exactly once."""
 
-    def __init__(self, store, opts: ExecOptions, trials: Sequence[Trial], bar):
-        self.store, self.opts, self.bar = store, opts, bar
+    def __init__(self, store, opts: ExecOptions, trials: Sequence[Trial], progress: Progress):
+        self.store, self.opts, self.progress = store, opts, progress
         self.by_id = {t.run_id: t for t in trials}
         self.done: set[str] = set()
         self.counts: Counter = Counter()
@@ -150,13 +149,11 @@ class _Ingest:
         (_pending_dir(self.opts.out_dir) / f"{run_id}.json").unlink(missing_ok=True)
         if status == "ok" and not self.opts.keep_checkpoints:
             drop_checkpoints(self.opts.out_dir, run_id)
-        if status != "ok" and self.bar is not None:
+        if status != "ok":
             t = self.by_id.get(run_id)
-            self.bar.write(
-                f"{status}: {t.label() if t else run_id}: {str(rows[0].get('error')).splitlines()[0][:200]}"
-            )
-        if self.bar is not None:
-            self.bar.update(1)
+            first = str(rows[0].get("error")).splitlines()[0][:200]
+            self.progress.write(f"{status}: {t.label() if t else run_id}: {first}")
+        self.progress.finish(run_id)
 
     def leftovers(self, finished: set[str]) -> None:
         """Rows a killed driver never stored: ingest those of this grid, drop the rest."""
@@ -186,8 +183,6 @@ def run(
     gpus_per_trial: float | None = None,
 ) -> Counter:
     """Run `trials` with Ray Tune; returns a Counter of statuses of the trials stored."""
-    from tqdm.auto import tqdm
-
     init(address)
     from ray import tune
 
@@ -195,40 +190,32 @@ def run(
         import ray
 
         gpus_per_trial = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    bar = tqdm(
-        total=len(trials),
-        unit="trial",
-        desc="trials",
-        disable=not opts.progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    ingest = _Ingest(store, opts, trials, bar)
+    progress = Progress(trials, enabled=opts.progress)
+    ingest = _Ingest(store, opts, trials, progress)
     ingest.leftovers(store.finished_run_ids())
     todo = [t for t in trials if t.run_id not in ingest.done]
     if not todo:
-        bar.close()
+        progress.close()
         return ingest.counts
-    running: dict[str, str] = {}
 
     class Collector(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             t = todo[trial.config["idx"]]
             if result.get("final"):
                 ingest.add(t.run_id, json.loads(result["rows_json"]))
-                running.pop(t.run_id, None)
             else:
-                running[t.run_id] = (
-                    f"{t.label()} {result.get('stage')} {result.get('epoch')}/{result.get('epochs')}"
+                stage, epoch, epochs = (
+                    result.get("stage"),
+                    result.get("epoch"),
+                    result.get("epochs"),
                 )
-            bar.set_postfix_str(" | ".join(list(running.values())[:2]))
+                progress.epoch(t.run_id, f"{t.label()} {stage} {epoch}/{epochs}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             # The worker died max_failures + 1 times (crash, lost node): record it, keep going.
             t = todo[trial.config["idx"]]
             err = f"Ray trial error: {getattr(trial, 'error_file', None) or 'worker died'}"
             ingest.add(t.run_id, [failure_row(t, "failed", err, 0.0, opts.retries + 1)])
-            running.pop(t.run_id, None)
 
     run_opts = {
         "out_dir": str(opts.out_dir),
@@ -257,7 +244,7 @@ def run(
     try:
         tuner.fit()
     finally:
-        bar.close()
+        progress.close()
     # Anything Tune finished without a final report (should not happen) is left to the next run.
     ingest.leftovers(store.finished_run_ids() | ingest.done)
     return ingest.counts
