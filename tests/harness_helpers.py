@@ -1,4 +1,5 @@
-"""Shared fixtures of the harness tests (sweeps, executors, tuning).
+"""Shared fixtures of the harness tests (sweeps, executors, tuning). Test modules import
+`data_env_fixture`, which pytest then offers as the fixture ``data_env``.
 
 The fake methods of `tests/fake_methods.py` reach CLI subprocesses and Ray workers through the
 test hook ``HSD_EXTRA_METHODS``; the simulated n-digits set is generated once per session into a
@@ -20,8 +21,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-@pytest.fixture(scope="session")
-def data_env(tmp_path_factory):
+@pytest.fixture(scope="session", name="data_env")
+def data_env_fixture(tmp_path_factory):
     """Environment with the data/cache dirs and the fake-method hook, n-digits cache built once."""
     base = tmp_path_factory.mktemp("hsd-data")
     env = {

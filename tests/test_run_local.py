@@ -8,9 +8,7 @@ import subprocess
 import sys
 import time
 
-from harness_helpers import REPO, counter_lines, read_rows, run_cli
-
-pytest_plugins = ["harness_helpers"]  # the data_env fixture
+from harness_helpers import REPO, counter_lines, data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
 
 BASE = ["--sweep", "latency", "--executor", "local", "--profile", "smoke", "--datasets", "n-digits"]
 

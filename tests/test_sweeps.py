@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from harness_helpers import data_env_fixture  # noqa: F401 (fixture)
 
 from harness import sweeps as S
 from harness.trial import run_trial
 from hsd.config import RunConfig
-
-pytest_plugins = ["harness_helpers"]  # the data_env fixture
 
 
 def test_latency_grid_is_datasets_x_T_x_methods_x_seeds():

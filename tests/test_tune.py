@@ -7,15 +7,13 @@ import json
 
 import optuna
 import pytest
-from harness_helpers import read_rows, run_cli
+from harness_helpers import data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
 
 from harness import run as R
 from harness import sweeps as S
 from harness import tune as TU
 from harness.executors import ExecOptions
 from harness.store import ResultStore
-
-pytest_plugins = ["harness_helpers"]  # the data_env fixture
 
 TUNE = ["--tune", "--methods", "fake", "--datasets", "n-digits", "--no-progress"]
 
