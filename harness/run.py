@@ -29,10 +29,11 @@ from pathlib import Path
 from harness import sweeps as S
 from harness.executors import ExecutorError
 
-# Seconds per epoch-frame, sequential, measured with the smoke profile on n-digits on the shared
-# 2-core CPU VM (HSD T=1: 224 s for 38 epoch-frames; STS T=1: 8 s for 2), used by --dry-run until
-# finished runs in the output folder give a better rate. None for paper (GPU-dependent).
-SECONDS_PER_UNIT = {"smoke": 5.0, "paper": None}
+# Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
+# smoke profile: the default latency sweep (24 runs, 796 epoch-frames) summed 432 s of run time on
+# the shared 2-core CPU VM and took 4.4 min end to end with 2 parallel Ray trials. --dry-run uses it
+# until finished runs in the output folder give a better rate. None for paper (GPU-dependent).
+SECONDS_PER_UNIT = {"smoke": 0.55, "paper": None}
 
 
 class UsageError(Exception):
@@ -284,7 +285,7 @@ def print_dry_run(planned: dict[str, list[S.Trial]], args, dirs: dict[str, Path]
         rate = SECONDS_PER_UNIT[args.profile]
         print(
             f"time estimate: ~{total_units * rate / 60:.1f} min sequentially (at {rate} s per "
-            f"epoch-frame, the {args.profile} profile on n-digits on a shared 2-core CPU VM; "
+            f"epoch-frame, measured for the {args.profile} profile on a shared 2-core CPU VM; "
             "the ray executor runs trials in parallel, one per --cpus-per-trial cores)"
         )
     else:
