@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -247,4 +248,11 @@ def run(
         progress.close()
     # Anything Tune finished without a final report (should not happen) is left to the next run.
     ingest.leftovers(store.finished_run_ids() | ingest.done)
+    missing = sum(1 for t in trials if t.run_id not in ingest.done)
+    if missing:  # e.g. Ctrl+C: Tune stops gracefully and returns
+        print(
+            f"stopped with {missing} of {len(trials)} trials unfinished; rerun the same command "
+            "to resume them from their checkpoints",
+            file=sys.stderr,
+        )
     return ingest.counts
