@@ -65,7 +65,7 @@ def _root(args) -> Path | None:
     if not root.is_dir() and not (args.command == "prepare" and args.download):
         spec = _spec(args.dataset)
         if not spec.simulated:  # simulated sets are generated under a new root
-            raise UsageError(f"--root {root} does not exist (expected the folder holding the data)")
+            spec.locate(root)  # raises DatasetError with the expected layout and data sources
     return root
 
 
