@@ -25,41 +25,26 @@ from baselines.common import (
     check_neuron,
     direct_defaults,
     fresh_snn,
-    ht_defaults,
-    optimizer_for,
-    start_model,
     train_and_test,
 )
-from baselines.tet import tet_loss, tet_recipe
+from baselines.tet import TET, tet_loss, tet_recipe
 from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation, make_optimizer
 from hsd.method import Method, RunContext, register
 
 
-def mean_ce(logits, target):
+def ce_of_mean(logits, target):
     """CE of the time-averaged logits: CE((1/T) Σ_t o_t, y)."""
     return F.cross_entropy(logits.mean(0), target)
 
 
 @register
-class STS(Method):
+class STS(TET):
+    """TET under the name Figure 2 uses; same-time-step training has no HT variant."""
+
     name = "sts"
     summary = "TET (STS): train and test on the same T frames (stream integrated into T)"
-    neuron = "lif"
     options: dict[str, Any] = {}
-
-    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
-        return direct_defaults(cfg, spec, tet_recipe(cfg, spec))
-
-    def check(self, cfg: RunConfig) -> None:
-        check_neuron(cfg)
-
-    def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
-        model, window = start_model(cfg, ctx)
-        opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)
-        return train_and_test(
-            cfg, ctx, model, opt, train_window=window, loss_fn=lambda m, x, y: tet_loss(m(x), y)
-        )
 
 
 @register
@@ -94,23 +79,9 @@ class DTS(Method):
 
 
 @register
-class CE(Method):
+class CE(TET):
     name = "ce"
     summary = "plain direct training: CE of the time-averaged logits, LIF, same T"
-    neuron = "lif"
-    options = {"ht": False}
 
-    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
-        if cfg.option("ht", False):
-            return ht_defaults(cfg, spec)
-        return direct_defaults(cfg, spec, tet_recipe(cfg, spec))
-
-    def check(self, cfg: RunConfig) -> None:
-        check_neuron(cfg)
-
-    def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
-        model, window = start_model(cfg, ctx)
-        opt = optimizer_for(cfg, model.parameters(), "adam")
-        return train_and_test(
-            cfg, ctx, model, opt, train_window=window, loss_fn=lambda m, x, y: mean_ce(m(x), y)
-        )
+    def loss(self, logits, target):
+        return ce_of_mean(logits, target)

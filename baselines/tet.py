@@ -85,11 +85,15 @@ class TET(Method):
     def check(self, cfg: RunConfig) -> None:
         check_neuron(cfg)
 
+    def loss(self, logits, target):
+        """The training loss of logits `[T, N, K]`; subclasses that only change it override it."""
+        return tet_loss(logits, target)
+
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         model, window = start_model(cfg, ctx)
         opt = optimizer_for(cfg, model.parameters(), "adam")
 
         def loss_fn(net, x, y):
-            return tet_loss(net(x), y)
+            return self.loss(net(x), y)
 
         return train_and_test(cfg, ctx, model, opt, train_window=window, loss_fn=loss_fn)

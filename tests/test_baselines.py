@@ -14,7 +14,7 @@ import baselines
 import baselines.common
 import baselines.kd
 import hsd.recipe
-from baselines.direct import mean_ce
+from baselines.direct import ce_of_mean
 from baselines.kd import feature_kd, kdsnn_loss
 from baselines.tet import tet_loss
 from hsd.config import ConfigError, RunConfig, validate
@@ -208,7 +208,7 @@ def test_tet_loss_by_hand():
 
 def test_mean_ce_by_hand():
     logits = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]])  # mean [1, 0]
-    assert mean_ce(logits, torch.tensor([1])).item() == pytest.approx(math.log(1 + math.e))
+    assert ce_of_mean(logits, torch.tensor([1])).item() == pytest.approx(math.log(1 + math.e))
 
 
 def test_kdsnn_losses_by_hand():
