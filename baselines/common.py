@@ -48,6 +48,8 @@ def direct_defaults(cfg: RunConfig, spec: Any, recipe: dict[str, Any]) -> dict[s
     d.update(frames=cfg.T, pre_frames=0)
     paper = {k: v for k, v in recipe.items() if k != "epochs" or cfg.profile == "paper"}
     d.update(paper)
+    if spec.arch == "snn5" and d.get("augment") == "flip_roll":
+        d["augment"] = "roll"  # a flip swaps mirror-image gesture classes (hsd.data.augment)
     if cfg.profile != "paper":
         # Same epochs as HSD's two stages together (see hsd.pipeline.SMOKE_EPOCHS), and the
         # smoke profile's augmentation in place of the recipe's (why: hsd.pipeline).

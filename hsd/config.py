@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from hsd.data.augment import AUGMENTATIONS
+
 PROFILES = ("smoke", "paper")
-AUGMENTATIONS = ("none", "flip_roll", "nda")
 
 
 class ConfigError(ValueError):

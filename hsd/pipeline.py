@@ -44,7 +44,8 @@ def profile_defaults(cfg: RunConfig, spec: Any) -> dict[str, Any]:
             # Paper: batch 128 for CIFAR10-DVS / N-Caltech101, 32 for DVS-Gesture.
             "batch_size": 32 if spec.arch == "snn5" else 128,
             "weight_decay": 5e-4,
-            "augment": "flip_roll",
+            # TET/HSD code: flip + roll; on gestures no flip, which would swap mirror classes.
+            "augment": "roll" if spec.arch == "snn5" else "flip_roll",
             "qcfs_lam": 8.0,  # QCFS (Bu et al. 2022) initial threshold, as the issue specifies
         }
     return {

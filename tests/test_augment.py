@@ -154,3 +154,31 @@ def test_cuda_batches():
         split, 10, slice(0, 6), shuffle=True, device="cuda", augment="nda", generator=seeded()
     )
     assert x.is_cuda and y.is_cuda and x.shape == (6, 10, 2, 8, 8)
+
+
+def test_roll_never_flips_so_mirror_gestures_keep_their_label():
+    from hsd.data.augment import augment
+
+    x = torch.arange(2 * 1 * 1 * 4 * 4, dtype=torch.float32).view(1, 2, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        out = augment(x, "roll", g)
+        for n in range(2):  # each sample is a pure circular shift of itself, never mirrored
+            shifts = [
+                torch.roll(x[0, n, 0], (dy, dx), (0, 1))
+                for dy in range(-5, 6)
+                for dx in range(-5, 6)
+            ]
+            assert any(torch.equal(out[0, n, 0], s) for s in shifts)
+
+
+def test_gesture_sets_are_never_flipped_by_default():
+    import baselines  # noqa: F401
+    from hsd.config import RunConfig
+    from hsd.method import resolve
+
+    for method in ("hsd", "sts", "tet", "sltt", "tcja"):
+        paper = resolve(RunConfig(method=method, dataset="dvs-gesture", T=5, profile="paper"))
+        assert paper.augment == "roll", method
+        cifar = resolve(RunConfig(method=method, dataset="cifar10-dvs", T=5, profile="paper"))
+        assert cifar.augment == "flip_roll", method

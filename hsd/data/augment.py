@@ -14,6 +14,8 @@ run augments identically; the image ops run on x's device in one call for the wh
   (u, v) the input is sampled at
       rotate:  (cos a * u - sin a * v,  sin a * u + cos a * v)
       shear-x: (u + tan s * v,  v)
+- "roll": the roll of "flip_roll" without the flip, for gesture data: a horizontal flip turns a
+  left swipe / clockwise circle / left-hand wave into its mirror class, i.e. a wrong label.
 - "none": identity (what evaluation uses).
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("none", "flip_roll", "nda")
+AUGMENTATIONS = ("none", "flip_roll", "roll", "nda")
 MAX_SHIFT = 5
 MAX_DEGREES = 30.0
 
@@ -92,6 +94,8 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator | None = None
     dx = _integers(n, -MAX_SHIFT, MAX_SHIFT, generator)
     if kind == "flip_roll":
         return flip_roll(x, flip, dy, dx)
+    if kind == "roll":
+        return flip_roll(x, torch.zeros_like(flip), dy, dx)
     choice = _integers(n, 0, 2, generator)  # 0 roll, 1 rotate, 2 shear-x
     rolled = choice == 0
     x = flip_roll(x, flip, dy * rolled, dx * rolled)  # flip for all, shift for "roll" only
