@@ -30,10 +30,11 @@ from harness import sweeps as S
 from harness.executors import ExecutorError
 
 # Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
-# smoke profile: the default latency sweep (24 runs, 796 epoch-frames) summed 432 s of run time on
-# the shared 2-core CPU VM and took 4.4 min end to end with 2 parallel Ray trials. --dry-run uses it
-# until finished runs in the output folder give a better rate. None for paper (GPU-dependent).
-SECONDS_PER_UNIT = {"smoke": 0.55, "paper": None}
+# smoke profile: the latency sweep at T = 1, 5 (24 runs, 1236 epoch-frames) summed 485 s of run
+# time on the 2-core CPU VM and took 4.6 min end to end with 2 parallel Ray trials (2026-11-28).
+# --dry-run uses it until finished runs in the output folder give a better rate. None for paper
+# (GPU-dependent).
+SECONDS_PER_UNIT = {"smoke": 0.39, "paper": None}
 
 
 class UsageError(Exception):
