@@ -114,7 +114,9 @@ def test_sweep_on_a_two_node_cluster_via_address(data_env, tmp_path, two_node_cl
         ["--sweep", "latency", "--executor", "ray", "--address", two_node_cluster,
          "--datasets", "n-digits", "--methods", "fake", "--T", "1,2,3,4", "--cpus-per-trial", "1",
          "--out", out, "--no-report"],
-        env_extra={**NO_AUTH, "HSD_FAKE_EPOCH_S": "0.5"},
+        # 3 epochs x 1.5 s: each trial holds its node's only CPU long enough that the next one
+        # must be placed on the other node (at 0.5 s, CI once saw every trial on the head).
+        env_extra={**NO_AUTH, "HSD_FAKE_EPOCH_S": "1.5"},
     )  # fmt: skip
     assert cp.returncode == 0, cp.stderr
     rows = read_rows(out)
