@@ -451,45 +451,37 @@ def _main(args, argv, start) -> int:
             f"{len(todo[name])} to run -> {dirs[name]}",
             file=sys.stderr,
         )
-    if any(todo.values()):
-        if executor == "ray":
-            from harness.executors import ray_exec
 
-            for name, trials in todo.items():
-                if trials:
-                    opts = ExecOptions(
-                        out_dir=dirs[name],
-                        root=_abs(args.root),
-                        cache_dir=_abs(args.cache_dir),
-                        device=args.device,
-                        retries=args.retries,
-                        keep_checkpoints=args.keep_checkpoints,
-                        progress=not args.no_progress,
-                    )
-                    summary[name] = ray_exec.run(
-                        trials,
-                        stores[name],
-                        opts,
-                        address=args.address,
-                        cpus_per_trial=args.cpus_per_trial,
-                        gpus_per_trial=args.gpus_per_trial,
-                    )
-            ray_exec.shutdown()
-        else:
-            from harness.executors import local
+    def exec_options(name: str) -> ExecOptions:
+        return ExecOptions(
+            out_dir=dirs[name],
+            root=_abs(args.root),
+            cache_dir=_abs(args.cache_dir),
+            device=args.device,
+            retries=args.retries,
+            keep_checkpoints=args.keep_checkpoints,
+            progress=not args.no_progress,
+        )
 
-            for name, trials in todo.items():
-                if trials:
-                    opts = ExecOptions(
-                        out_dir=dirs[name],
-                        root=_abs(args.root),
-                        cache_dir=_abs(args.cache_dir),
-                        device=args.device,
-                        retries=args.retries,
-                        keep_checkpoints=args.keep_checkpoints,
-                        progress=not args.no_progress,
-                    )
-                    summary[name] = local.run(trials, stores[name], opts)
+    pending = {name: trials for name, trials in todo.items() if trials}
+    if pending and executor == "ray":
+        from harness.executors import ray_exec
+
+        for name, trials in pending.items():
+            summary[name] = ray_exec.run(
+                trials,
+                stores[name],
+                exec_options(name),
+                address=args.address,
+                cpus_per_trial=args.cpus_per_trial,
+                gpus_per_trial=args.gpus_per_trial,
+            )
+        ray_exec.shutdown()
+    elif pending:
+        from harness.executors import local
+
+        for name, trials in pending.items():
+            summary[name] = local.run(trials, stores[name], exec_options(name))
     end = time.time()
     from hsd.method import git_commit
 
