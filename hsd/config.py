@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hsd.data.augment import AUGMENTATIONS
-
 PROFILES = ("smoke", "paper")
+# Implemented in hsd.data.augment, named here so a config validates without importing the
+# data layer (tonic, scikit-learn, ...).
+AUGMENTATIONS = ("none", "flip_roll", "roll", "nda")
 
 
 class ConfigError(ValueError):

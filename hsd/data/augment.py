@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("none", "flip_roll", "roll", "nda")
+from hsd.config import AUGMENTATIONS  # the one list of names (re-exported here)
+
 MAX_SHIFT = 5
 MAX_DEGREES = 30.0
 
