@@ -1,15 +1,8 @@
-"""Baseline training methods, one file each, all registered in the one method registry.
+"""Baseline training methods, one file each: TET (`tet`, with its Figure-2 alias `sts`), direct
+training (`dts`, `ce`), SLTT (`sltt`, `sltt-k`), TCJA (`tcja`) and vanilla KD (`kd-response`,
+`kd-feature`, `kd-both`).
 
-`import baselines` registers every method (and HSD itself, `hsd.recipe`), so
-`baselines.METHODS` (= `hsd.method.METHODS`) lists them all:
-
-- `tet` (baselines/tet.py), `sts` / `dts` / `ce` (baselines/direct.py),
-- `sltt` / `sltt-k` (baselines/sltt.py), `tcja` (baselines/tcja.py),
-- `kd-response` / `kd-feature` / `kd-both` (baselines/kd.py), `hsd` (hsd/recipe.py).
+They register in `hsd.method.METHODS` the way any other package would: through the
+``hsd.methods`` entry-point group in pyproject.toml (and SLTT's neuron through ``hsd.neurons``),
+loaded on demand by the registry. Nothing here needs importing to use them by name.
 """
-
-import hsd.recipe  # noqa: F401  (registers "hsd")
-from baselines import direct, kd, sltt, tcja, tet  # noqa: F401  (each registers its methods)
-from hsd.method import METHODS
-
-__all__ = ["METHODS"]

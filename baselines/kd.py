@@ -32,13 +32,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import check_neuron, direct_defaults, fresh_snn, train_and_test
-from baselines.tet import tet_recipe
+from baselines.common import Baseline, fresh_snn, train_and_test
+from baselines.tet import TET_PRESETS
 from hsd import losses
 from hsd.config import RunConfig
 from hsd.engine import Evaluation, forward_frames, make_optimizer
-from hsd.method import Method, RunContext, register
-from hsd.recipe import frozen_teacher, hsd_defaults, train_ann
+from hsd.hsd_method import DISTILL_PRESETS
+from hsd.hybrid import HYBRID_PRESETS, frozen_teacher, train_ann
+from hsd.method import RunContext
+from hsd.presets import only
+
+# The teacher is trained with HSD's ANN pre-training recipe (and its weight decay, 5e-4, while the
+# student uses TET's optimiser without decay); λ and τ are HSD's.
+TEACHER_PRESETS = only(HYBRID_PRESETS, "L", "pre_epochs", "pre_lr")
+TEACHER_DECAY = {"any": {"weight_decay": 5e-4}}
 
 
 def feature_kd(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
@@ -111,21 +118,14 @@ def _channels(model: nn.Module) -> int:
     return [m for m in model.features if isinstance(m, nn.Conv2d)][-1].out_channels
 
 
-class _KDBase(Method):
+class _KDBase(Baseline):
     neuron = "lif"
     options: dict[str, Any] = {}
     response = False
     feature = False
 
-    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
-        d = direct_defaults(cfg, spec, tet_recipe(cfg, spec))
-        h = hsd_defaults(cfg, spec)  # teacher: HSD's ANN pre-training recipe; λ, τ: HSD's
-        d.update({k: h[k] for k in ("L", "pre_epochs", "pre_lr", "kd_lambda", "tau")})
-        d["weight_decay"] = h["weight_decay"]  # the teacher's (SGD, 5e-4); the student uses 0
-        return d
-
-    def check(self, cfg: RunConfig) -> None:
-        check_neuron(cfg)
+    def preset_layers(self, cfg: RunConfig):
+        return [TET_PRESETS, TEACHER_PRESETS, DISTILL_PRESETS, TEACHER_DECAY]
 
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         window = slice(0, cfg.T)
@@ -156,25 +156,22 @@ class _KDBase(Method):
 
         ctx.info["teacher"] = "qcfs-ann"
         return train_and_test(
-            cfg, ctx, student, opt, train_window=window, loss_fn=loss_fn, test_model=snn
+            cfg, ctx, student, opt, window=window, loss_fn=loss_fn, test_model=snn
         )
 
 
-@register
 class KDResponse(_KDBase):
     name = "kd-response"
     summary = "KDSNN response-based KD: CE + λτ²·KL(ANN ‖ time-averaged SNN logits), same T"
     response = True
 
 
-@register
 class KDFeature(_KDBase):
     name = "kd-feature"
     summary = "KDSNN feature-based KD: CE + λ·MSE(SNN last-stage features, ANN's), same T"
     feature = True
 
 
-@register
 class KDBoth(_KDBase):
     name = "kd-both"
     summary = "KDSNN response + feature KD, same T"

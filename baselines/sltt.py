@@ -3,7 +3,7 @@
 Online training: at every time step t the SNN runs one step (conv and batch norm see only that
 step's [N, ...] batch, "single-step mode"), the per-step loss
 
-    ℓ_t = [(1 − λ)·CE(o_t, y) + λ·MSE(o_t, y_mse)] / T
+    ℓ_t = [(1 − λ_MSE)·CE(o_t, y) + λ_MSE·MSE(o_t, y_mse)] / T
 
 is back-propagated at once, and the neuron states are cut from the graph before step t + 1, so
 no gradient flows through time and the autograd graph alive at any moment is one step deep:
@@ -17,7 +17,7 @@ LIF without input decay, v_t = (1 − 1/τ)·sg(v_{t−1}) + x_t with τ = 1.1, 
 soft reset v_t ← v_t − s_t (reset by subtraction), triangle surrogate (`PiecewiseQuadratic`,
 their `-surrogate triangle` default); sg = stop-gradient on the whole previous state.
 
-Recipe (authors' README commands and `train_SLTT.py` defaults): λ = 0.05 (`-loss_lambda`);
+Recipe (authors' README commands and `train_SLTT.py` defaults): λ_MSE = 0.05 (`-loss_lambda`);
 y_mse = one-hot labels on DVS-CIFAR10 (`-mse_n_reg`) and the constant 1.0 on DVS-Gesture
 (`-loss_means 1.0`); SGD momentum 0.9, cosine over 300 epochs (`-epochs 300 -T_max 300`),
 lr 0.05 / batch 128 (DVS-CIFAR10) and lr 0.1 / batch 16 (DVS-Gesture), weight decay 5e-4;
@@ -35,85 +35,41 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from spikingjelly.activation_based import base
 from torch import nn
 
 from baselines.common import (
+    Baseline,
     check_neuron,
     detach_states,
-    direct_defaults,
-    ht_defaults,
     optimizer_for,
     start_model,
     train_and_test,
 )
-from hsd import neurons
 from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation
-from hsd.method import Method, RunContext, register
+from hsd.method import RunContext
+from hsd.presets import Per
 
-SLTT_TAU = 1.1  # authors' `-tau` default
-SLTT_LAMBDA = 0.05  # authors' `-loss_lambda` default
-SLTT_K = {"vgg": 2, "snn5": 4}  # README: K = 2 on DVS-CIFAR10, 4 on DVS-Gesture
-
-
-class SLTTNode(base.MemoryModule):
-    """SLTT's LIF neuron: v_t = (1 − 1/τ)·sg(v_{t−1}) + x_t; s_t = H(v_t − θ); v_t −= θ·s_t.
-
-    Multi-step (`[T, N, ...]`) like the package's other neurons; because the previous state is
-    detached inside the update, even a whole-sequence forward carries no gradient through time.
-    The state starts at 0 and `reset()` (`functional.reset_net`) restores it.
-    """
-
-    def __init__(
-        self,
-        tau: float = SLTT_TAU,
-        v_threshold: float = 1.0,
-        surrogate_function=None,
-    ) -> None:
-        super().__init__()
-        if not tau > 1.0:
-            raise ValueError(f"SLTT tau must be > 1 (leak factor 1 - 1/tau in (0, 1)), got {tau}")
-        self.tau = float(tau)
-        self.v_threshold = float(v_threshold)
-        self.surrogate_function = surrogate_function or neurons.triangle()
-        self.step_mode = "m"
-        self.register_memory("v", 0.0)
-
-    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.v
-        if not isinstance(v, torch.Tensor) or v.shape != x.shape:
-            v = torch.zeros_like(x)  # a new sequence (or a stale state of another batch)
-        h = (1.0 - 1.0 / self.tau) * v.detach() + x
-        spike = self.surrogate_function(h - self.v_threshold)
-        self.v = h - spike * self.v_threshold
-        return spike
-
-    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.single_step_forward(x) for x in x_seq])
-
-    def extra_repr(self) -> str:
-        return f"tau={self.tau}, v_threshold={self.v_threshold}, soft_reset, detach_v_prev"
-
-
-def _make_sltt(tau: float = SLTT_TAU, v_threshold: float = 1.0, surrogate_function=None):
-    return SLTTNode(tau, v_threshold, surrogate_function)
-
-
-if "sltt" not in neurons.NEURONS:
-    # Registered so `cfg.neuron = "sltt"` builds it by name, like the package's own kinds.
-    neurons.NEURONS.register("sltt", _make_sltt)
+SLTT_MSE_WEIGHT = 0.05  # authors' `-loss_lambda` default
+SLTT_K = Per(vgg=2, snn5=4)  # README: K = 2 on DVS-CIFAR10, 4 on DVS-Gesture
+# README commands / train_SLTT.py: SGD momentum 0.9, cosine over 300 epochs, weight decay 5e-4,
+# lr 0.05 / batch 128 (DVS-CIFAR10) and lr 0.1 / batch 16 (DVS-Gesture). The smoke profile keeps
+# the SGD learning rates.
+SLTT_PRESETS = {
+    "any": {"neuron": "sltt", "lr": Per(vgg=0.05, snn5=0.1), "weight_decay": 5e-4},
+    "paper": {"epochs": 300, "batch_size": Per(vgg=128, snn5=16)},
+}
 
 
 def sltt_step_loss(
-    logits_t: torch.Tensor, target: torch.Tensor, T: int, lam: float, mse_target: str
+    logits_t: torch.Tensor, target: torch.Tensor, T: int, mse_weight: float, mse_target: str
 ) -> torch.Tensor:
-    """ℓ_t = [(1 − λ)·CE(o_t, y) + λ·MSE(o_t, y_mse)] / T for one step's logits [N, K].
+    """ℓ_t = [(1 − λ_MSE)·CE(o_t, y) + λ_MSE·MSE(o_t, y_mse)] / T for one step's logits [N, K].
 
     `mse_target`: "onehot" (y_mse = one-hot(y), DVS-CIFAR10) or "const" (y_mse = 1.0 everywhere,
     DVS-Gesture)."""
     ce = F.cross_entropy(logits_t, target)
-    if lam == 0:
+    if mse_weight == 0:
         return ce / T
     if mse_target == "onehot":
         y_mse = F.one_hot(target, logits_t.shape[-1]).to(logits_t.dtype)
@@ -121,10 +77,12 @@ def sltt_step_loss(
         y_mse = torch.ones_like(logits_t)
     else:
         raise ValueError(f"mse_target must be 'onehot' or 'const', got {mse_target!r}")
-    return ((1.0 - lam) * ce + lam * F.mse_loss(logits_t, y_mse)) / T
+    return ((1.0 - mse_weight) * ce + mse_weight * F.mse_loss(logits_t, y_mse)) / T
 
 
-def make_sltt_step(k: int | None = None, lam: float = SLTT_LAMBDA, mse_target: str = "onehot"):
+def make_sltt_step(
+    k: int | None = None, mse_weight: float = SLTT_MSE_WEIGHT, mse_target: str = "onehot"
+):
     """The engine step function: per-step forward + backward, states detached between steps.
 
     `k=None` back-propagates all T steps (SLTT); an int back-propagates `k` steps drawn at
@@ -141,7 +99,7 @@ def make_sltt_step(k: int | None = None, lam: float = SLTT_LAMBDA, mse_target: s
         total = 0.0
         for t in range(T):
             if t in chosen:
-                loss = sltt_step_loss(model(x[t : t + 1])[0], y, T, lam, mse_target)
+                loss = sltt_step_loss(model(x[t : t + 1])[0], y, T, mse_weight, mse_target)
                 loss.backward()
                 total += float(loss.detach())
             else:
@@ -153,34 +111,13 @@ def make_sltt_step(k: int | None = None, lam: float = SLTT_LAMBDA, mse_target: s
     return step
 
 
-def sltt_recipe(cfg: RunConfig, spec: Any) -> dict[str, Any]:
-    gesture = spec.arch == "snn5"
-    recipe: dict[str, Any] = {
-        "neuron": "sltt",
-        "lr": 0.1 if gesture else 0.05,
-        "weight_decay": 5e-4,
-        "epochs": 300,
-        "augment": "flip_roll",
-    }
-    if cfg.profile == "paper":
-        recipe["batch_size"] = 16 if gesture else 128
-    return recipe
-
-
 def mse_target_for(spec: Any) -> str:
     return "const" if spec.arch == "snn5" else "onehot"
 
 
-class _SLTTBase(Method):
+class _SLTTBase(Baseline):
     neuron = "sltt"
-
-    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
-        if cfg.option("ht", False):
-            return ht_defaults(cfg, spec)
-        return direct_defaults(cfg, spec, sltt_recipe(cfg, spec))
-
-    def check(self, cfg: RunConfig) -> None:
-        check_neuron(cfg)
+    presets = SLTT_PRESETS
 
     def steps(self, cfg: RunConfig, spec: Any) -> int | None:
         return None
@@ -192,22 +129,20 @@ class _SLTTBase(Method):
         k = self.steps(cfg, spec)
         if k is not None:
             ctx.info["sltt_K"] = k  # the K actually used (the option may leave it to the preset)
-        step = make_sltt_step(k, SLTT_LAMBDA, mse_target_for(spec))
-        return train_and_test(cfg, ctx, model, opt, train_window=window, step_fn=step)
+        step = make_sltt_step(k, SLTT_MSE_WEIGHT, mse_target_for(spec))
+        return train_and_test(cfg, ctx, model, opt, window=window, step_fn=step)
 
 
-@register
 class SLTT(_SLTTBase):
     name = "sltt"
     summary = "online per-step BPTT with the temporal gradient cut (memory constant in T)"
-    options = {"ht": False}
+    options: dict[str, Any] = {"ht": False}
 
 
-@register
 class SLTTK(_SLTTBase):
     name = "sltt-k"
     summary = "SLTT back-propagating K random steps per batch (K=2 CIFAR10-DVS, 4 DVS-Gesture)"
-    options = {"K": None}
+    options: dict[str, Any] = {"K": None}
 
     def check(self, cfg: RunConfig) -> None:
         check_neuron(cfg)
@@ -217,4 +152,4 @@ class SLTTK(_SLTTBase):
 
     def steps(self, cfg: RunConfig, spec: Any) -> int:
         k = cfg.option("K")
-        return min(SLTT_K[spec.arch], cfg.T) if k is None else int(k)
+        return min(SLTT_K.pick(spec), cfg.T) if k is None else int(k)

@@ -26,22 +26,28 @@ Neuron: the package's TET-style LIF (decay 0.5, hard reset), as for TET.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import check_neuron, direct_defaults, fresh_snn, train_and_test
+from baselines.common import Baseline, fresh_snn, train_and_test
 from baselines.tet import tet_loss
 from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation, make_optimizer
-from hsd.method import Method, RunContext, register
+from hsd.losses import ce_of_mean
+from hsd.method import RunContext
+from hsd.presets import SMOKE_ADAM_LR
 
 # Conv-block numbers (1-based) the block follows, per architecture (authors' code).
 TCJA_AFTER = {"vgg": (6, 8), "snn5": (4, 5)}
 TCJA_KT, TCJA_KC = 4, 4
 LOSSES = ("mse", "ce", "tet")
+# Authors' README / src/cifar10dvs.py: Adam 1e-3 without weight decay, cosine, 1024 epochs, batch 16.
+TCJA_PRESETS = {
+    "any": {"neuron": "lif", "lr": 1e-3, "weight_decay": 0.0},
+    "paper": {"epochs": 1024, "batch_size": 16},
+    "smoke": {"lr": SMOKE_ADAM_LR},
+}
 
 
 class TCJA(nn.Module):
@@ -85,33 +91,21 @@ def tcja_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> 
         mean = logits.mean(0)
         return F.mse_loss(mean, F.one_hot(target, mean.shape[-1]).to(mean.dtype))
     if kind == "ce":
-        return F.cross_entropy(logits.mean(0), target)
+        return ce_of_mean(logits, target)
     if kind == "tet":
         return tet_loss(logits, target)
     raise ValueError(f"TCJA loss must be one of {LOSSES}, got {kind!r}")
 
 
-@register
-class TCJAMethod(Method):
+class TCJAMethod(Baseline):
     name = "tcja"
     summary = "VGG-SNN / SNN-5 with TCJA blocks (authors' placement), LIF, same T"
     neuron = "lif"
     options = {"loss": "mse"}
-
-    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
-        recipe = {
-            "neuron": "lif",
-            "lr": 1e-3,
-            "weight_decay": 0.0,
-            "epochs": 1024,
-            "augment": "flip_roll",
-        }
-        if cfg.profile == "paper":
-            recipe["batch_size"] = 16
-        return direct_defaults(cfg, spec, recipe)
+    presets = TCJA_PRESETS
 
     def check(self, cfg: RunConfig) -> None:
-        check_neuron(cfg)
+        super().check(cfg)
         if cfg.option("loss") not in LOSSES:
             raise ConfigError(
                 f"tcja option loss={cfg.option('loss')!r}; valid: {', '.join(LOSSES)}"
@@ -127,6 +121,6 @@ class TCJAMethod(Method):
             ctx,
             model,
             opt,
-            train_window=slice(0, cfg.T),
+            window=slice(0, cfg.T),
             loss_fn=lambda m, x, y: tcja_loss(m(x), y, kind),
         )

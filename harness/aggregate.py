@@ -7,10 +7,12 @@ status ``ok`` enter a mean; runs that failed, diverged or were infeasible are co
 columns named ``paper (<dataset>)`` and are never merged into measured cells; measured columns of
 simulated datasets are labelled ``(simulated)``.
 
-Conventions the rows follow (notes/CONTRACT.md, "Results vocabulary"): ``acc`` is a fraction in
-[0, 1] at inference step ``t`` of a model run for ``T`` steps; a table cell uses the row with
-t = T unless it says otherwise; a non-ok run stores one row with t = T and acc = NaN. If a run id
-was appended more than once (a retried run), only its last append counts.
+Conventions the rows follow: ``acc`` is a fraction in [0, 1] at inference step ``t`` of a model
+run for ``T`` steps; a table cell uses the row with t = T unless it says otherwise; a non-ok run
+stores one row with t = T and acc = NaN. If a run id was appended more than once (a retried run),
+only its last append counts. A run serving several cells (``cells``: [[sweep, variant], ...], e.g.
+``sts`` and ``tet``) is reported under each; the rows of a method whose one model serves every
+inference T (``any_t``, e.g. DTS) are the cells at T = t.
 
 Public functions return DataFrames; `build_tables` returns them all by name and `write_tables`
 writes each one as CSV and Markdown.
@@ -26,17 +28,13 @@ import pandas as pd
 
 from harness import paper
 from harness.store import CHUNK_COLUMN
+from harness.sweeps import SWEEPS, T_LISTS
 
 STATUSES = ("ok", "failed", "diverged", "infeasible")
 DATASET_ORDER = ("cifar10-dvs", "n-caltech101", "dvs-gesture", "n-digits", "sim-gestures")
-LATENCY_ORDER = ("hsd", "sts", "dts", "tet", "sltt", "sltt-k", "tcja")
-VARIANT_ORDER: dict[str, tuple[str, ...]] = {
-    "latency": LATENCY_ORDER,
-    "ablation": ("none", "HT", "SKD", "HT+KD", "HT+SKD"),
-    "quantization": ("L=4", "L=8", "L=16", "L=32"),
-    "ht": ("TET w/o HT", "TET w/ HT", "SLTT w/o HT", "SLTT w/ HT"),
-    "kd": ("baseline", "response", "feature", "both"),
-}
+VARIANT_ORDER: dict[str, tuple[str, ...]] = {n: s.order for n, s in SWEEPS.items() if s.trains}
+LATENCY_ORDER = VARIANT_ORDER["latency"]
+TABLE1_T = T_LISTS["table1"]["paper"]  # Table 1's T per dataset (the same in every profile)
 MISSING = "–"  # shown for an empty cell
 
 
@@ -46,7 +44,7 @@ def prepare(rows: pd.DataFrame) -> pd.DataFrame:
 
     Raises ValueError when ``acc`` is not a fraction (the tables would be off by 100x).
     """
-    df = rows.copy()
+    df = explode_cells(rows)
     for col in ("sweep", "dataset", "variant", "method", "run_id", "status", "error"):
         if col not in df:
             df[col] = None
@@ -76,7 +74,27 @@ def prepare(rows: pd.DataFrame) -> pd.DataFrame:
             "[0, 1] (tables show percent)"
         )
     df["acc_pct"] = df["acc"] * 100.0
+    if "any_t" in df:
+        any_t = df["any_t"].fillna(False).astype(bool) & df["t"].notna()
+        df.loc[any_t, "T"] = df.loc[any_t, "t"]
     return df.reset_index(drop=True)
+
+
+def explode_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One copy of each row per (sweep, variant) cell its run serves (rows without ``cells``, from
+    stores written before runs were shared, keep their own sweep and variant)."""
+    if "cells" not in rows or rows.empty:
+        return rows.copy()
+    out = rows.copy()
+    has = out["cells"].map(lambda c: isinstance(c, list) and len(c) > 0)
+    out["_cell"] = out["cells"].where(has, None)
+    out.loc[~has, "_cell"] = out.loc[~has].apply(
+        lambda r: [[r.get("sweep"), r.get("variant")]], axis=1
+    )
+    out = out.explode("_cell", ignore_index=True)
+    out["sweep"] = out["_cell"].map(lambda c: c[0])
+    out["variant"] = out["_cell"].map(lambda c: c[1])
+    return out.drop(columns=["_cell", "cells"])
 
 
 def _final_step(df: pd.DataFrame) -> pd.DataFrame:
@@ -211,7 +229,7 @@ def any_t_data(df: pd.DataFrame) -> pd.DataFrame:
 def table1(df: pd.DataFrame) -> pd.DataFrame:
     """Table 1: accuracy at each dataset's paper T (5; gestures 5 and 10) per method."""
     sub = _final_step(_sweep(df, "latency"))
-    wanted = sub.apply(lambda r: r["T"] in paper.TABLE1_T.get(r["dataset"], ()), axis=1)
+    wanted = sub.apply(lambda r: r["T"] in TABLE1_T.get(r["dataset"], ()), axis=1)
     sub = sub[wanted] if len(sub) else sub
     s = summarize(sub, ["dataset", "variant", "T"])
     return _wide(s, ["variant", "T"], "latency", paper.TABLE1)

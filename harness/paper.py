@@ -1,13 +1,14 @@
 """The numbers the HSD paper reports (top-1 accuracy, %), for side-by-side columns in our tables.
 
-Source: the paper (/work/shared/seeds/hsd-paper.txt) as transcribed in /work/shared/METHODS.md,
-"Numbers the paper reports". Only the paper's numbers are here; nothing in this file is measured.
+Source: "Towards Low-latency Event-based Visual Recognition with Hybrid Step-wise Distillation
+Spiking Neural Networks" (the HSD paper), Tables 1-4 and 6 and the text of Sec. 5.5 (Figure 2 at
+T = 1). Only the paper's numbers are here; nothing in this file is measured.
 They exist only for the three real datasets: the simulated stand-ins (n-digits, sim-gestures) have
 no paper numbers, and `aggregate` shows these values only in columns named
 ``paper (<dataset>)`` so they are never mistaken for a measurement on any dataset we ran.
 
-Keys use the harness vocabulary (see notes/CONTRACT.md "Results vocabulary"): dataset registry names
-and the sweep's variant strings.
+Keys use the harness vocabulary: dataset registry names and the variant labels of
+`harness.sweeps.SWEEPS`.
 """
 
 from __future__ import annotations
@@ -28,15 +29,6 @@ SIMULATED_DATASETS: frozenset[str] = frozenset({"n-digits", "sim-gestures"})
 STANDS_IN_FOR: dict[str, tuple[str, ...]] = {
     "n-digits": ("cifar10-dvs", "n-caltech101"),
     "sim-gestures": ("dvs-gesture",),
-}
-
-#: Table 1's inference time steps per dataset (the paper's T; gestures are reported at 5 and 10)
-TABLE1_T: dict[str, tuple[int, ...]] = {
-    "cifar10-dvs": (5,),
-    "n-caltech101": (5,),
-    "n-digits": (5,),
-    "dvs-gesture": (5, 10),
-    "sim-gestures": (5, 10),
 }
 
 C10, NC, DG = "cifar10-dvs", "n-caltech101", "dvs-gesture"

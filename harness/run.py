@@ -4,17 +4,21 @@
     python -m harness.run --sweep latency --executor local --profile smoke \\
         --datasets n-digits --methods hsd,sts --T 1,2 --seeds 1 --out runs/demo
     python -m harness.run --sweep all --profile paper --datasets cifar10-dvs --root /data --gpus-per-trial 0.5
-    python -m harness.run --tune --trials 20 --datasets n-digits      # Optuna: HSD's λ and L
+    python -m harness.run --sweep latency --dry-run --json     # every planned run's resolved config
+    python -m harness.run --tune --trials 20 --datasets n-digits      # Optuna: HSD's λ, τ and L
     python -m harness.run --sweep ablation --use-best runs/tune/best_params.json
 
-Sweeps (the results vocabulary of harness.aggregate): latency (Figure 2, Table 1), ablation
-(Table 2), quantization (Table 3), ht (Table 4), kd (Table 6), params (Table 5, no training), all.
+Sweeps (`harness.sweeps.SWEEPS`): latency (Figure 2, Table 1), ablation (Table 2), quantization
+(Table 3), ht (Table 4), kd (Table 6), params (Table 5, no training), all (every one, one store:
+a run that serves several tables trains once).
 
-Resuming: rerunning the same command in the same --out skips finished runs (by run id) and
-resumes unfinished ones from their per-epoch checkpoints; a killed driver loses at most the epochs
-in flight. Every config is resolved and validated before anything runs; bad input (unknown
-sweep/method/dataset, a T the frames cannot give, an unreachable --address, an --out folder that
-holds another sweep) exits with code 2 and a message on stderr, and leaves the store untouched.
+Everything is checked before anything is written or trained: every config resolves, the device
+exists, the data is present, the output folder is writable and holds this sweep (or nothing), no
+other driver is running on it, and a Ray cluster answers and can place a trial. Bad input exits
+with code 2 and a message on stderr, and leaves the store untouched.
+
+Resuming: rerunning the same command in the same --out skips finished runs (by run id) and resumes
+unfinished ones from their per-epoch checkpoints; a killed driver loses at most the epochs in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ import time
 from pathlib import Path
 
 from harness import sweeps as S
-from harness.executors import ExecutorError
+from harness.cli import (
+    UsageError,
+    abs_path,
+    exec_options,
+    pick_executor,
+    prepare_data,
+    run_main,
+)
 
 # Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
 # smoke profile: the latency sweep at T = 1, 5 (24 runs, 1236 epoch-frames) summed 485 s of run
@@ -35,10 +46,7 @@ from harness.executors import ExecutorError
 # --dry-run uses it until finished runs in the output folder give a better rate. None for paper
 # (GPU-dependent).
 SECONDS_PER_UNIT = {"smoke": 0.39, "paper": None}
-
-
-class UsageError(Exception):
-    """Bad command-line input: printed on stderr, exit code 2."""
+SWEEP_CHOICES = (*S.SWEEPS, "all")
 
 
 def _csv(kind):
@@ -58,18 +66,21 @@ def _csv(kind):
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so one place prints every error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m harness.run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("what to run")
-    g.add_argument(
-        "--sweep",
-        choices=[*S.SWEEPS, "all"],
-        help="which paper experiment to run (required unless --tune)",
-    )
+    g.add_argument("--sweep", choices=SWEEP_CHOICES, help="which paper experiment (or --tune)")
     g.add_argument(
         "--datasets",
         type=_csv("str"),
@@ -81,20 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         type=_csv("str"),
         default=None,
-        help=f"latency sweep only: comma-separated methods (default: {','.join(S.DEFAULT_METHODS)})",
+        help="latency sweep (or --tune): comma-separated methods "
+        f"(default: {','.join(S.DEFAULT_METHODS)})",
     )
     g.add_argument(
         "--T",
         type=_csv("int"),
         default=None,
-        help="comma-separated inference time steps; default: the profile's grid for latency "
-        f"(smoke {S.T_GRID['smoke']}), the paper's T for the table sweeps {S.MAIN_T}",
+        help="comma-separated inference time steps for every variant; default: each variant's "
+        "T list (latency grid, Table 1's T or the tables' T; harness.sweeps.T_LISTS)",
     )
     g.add_argument(
         "--seeds",
         type=int,
         default=None,
-        help=f"number of seeds, run as 0..N-1 (default: {S.DEFAULT_SEEDS})",
+        help=f"number of seeds, run as 0..N-1 (default: {S.DEFAULT_SEEDS['smoke']})",
     )
     g.add_argument(
         "--profile",
@@ -105,19 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--use-best",
         metavar="PATH",
-        help="best_params.json written by --tune: use its kd_lambda and L for HSD runs",
+        help="best_params.json written by --tune: its kd_lambda, tau and L for HSD runs",
     )
     g.add_argument(
         "--dry-run",
         action="store_true",
         help="list the resolved grid with its estimated cost and exit without running",
     )
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: one JSON line per planned run (run id, cells, resolved config)",
+    )
     t = p.add_argument_group("tuning (Optuna)")
     t.add_argument(
         "--tune",
         action="store_true",
-        help="tune HSD's kd_lambda (log-uniform 1e-2..10) and L in {4,8,16,32} per dataset on "
-        "validation accuracy; writes <out>/best_params.json and <out>/optuna.db",
+        help="tune HSD's kd_lambda, tau and L per dataset on validation accuracy; writes "
+        "<out>/best_params.json and <out>/optuna.db",
     )
     t.add_argument("--trials", type=int, default=8, help="tuning trials per dataset (default 8)")
     t.add_argument(
@@ -144,13 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="ray: GPUs per trial, fractions allowed (0.25 packs 4 trials per GPU); default 1 "
-        "when CUDA is available, else 0",
+        "when the cluster has GPUs, else 0",
     )
     e.add_argument(
         "--cpus-per-trial",
         type=float,
         default=1.0,
-        help="ray: CPU cores reserved per trial (also its torch threads) (default 1)",
+        help="ray: CPU cores reserved per trial (default 1)",
+    )
+    e.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per trial (default 1; recorded in every row: the same config gives "
+        "the same numbers with the same thread count whichever executor runs it)",
     )
     e.add_argument(
         "--out",
@@ -179,11 +203,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    e.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
 
 
-# -- planning ------------------------------------------------------------------------------------
-def _load_best(path: str | None) -> dict | None:
+# -- checking and normalising the request -----------------------------------------------------
+def _unique(items):
+    return list(dict.fromkeys(items)) if items else items
+
+
+def normalise(args) -> None:
+    """Lists in one canonical form (order of T, duplicates) and options that apply to the request;
+    every problem here is a UsageError before anything is touched."""
+    args.datasets = _unique(args.datasets)
+    args.methods = _unique(args.methods)
+    args.T = sorted(set(args.T)) if args.T else None
+    if args.T and min(args.T) < 1:
+        raise UsageError(f"--T values must be >= 1, got {args.T}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {args.retries}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial}")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
+    if args.json and not args.dry_run:
+        raise UsageError("--json goes with --dry-run (it prints the planned runs)")
+    if args.tune:
+        return
+    if not args.sweep:
+        raise UsageError(f"--sweep is required ({'|'.join(SWEEP_CHOICES)}), or --tune")
+    names = S.sweep_names(args.sweep)
+    if args.methods and "latency" not in names:
+        raise UsageError(
+            f"--methods applies to the latency sweep; {args.sweep!r} fixes its methods"
+        )
+    trains = [n for n in names if S.SWEEPS[n].trains]
+    if not trains:
+        ignored = [f for f in ("T", "seeds", "use_best", "methods") if getattr(args, f)]
+        if ignored:
+            flags = ", ".join("--" + f.replace("_", "-") for f in ignored)
+            raise UsageError(f"--sweep {args.sweep} trains nothing, so {flags} would be ignored")
+    if args.multi_objective:
+        raise UsageError("--multi-objective goes with --tune")
+
+
+def load_best(path: str | None) -> dict | None:
+    """best_params.json of --tune, validated: {dataset: {kd_lambda, tau, L}}."""
     if not path:
         return None
     try:
@@ -193,42 +262,46 @@ def _load_best(path: str | None) -> dict | None:
     best = data.get("best") if isinstance(data, dict) and "best" in data else data
     if not isinstance(best, dict) or not all(isinstance(v, dict) for v in best.values()):
         raise UsageError(
-            f"--use-best {path}: expected {{dataset: {{kd_lambda, L, ...}}}} as written by --tune"
+            f"--use-best {path}: expected {{dataset: {{kd_lambda, tau, L, ...}}}} as written by --tune"
         )
+    for ds, params in best.items():
+        for key in ("kd_lambda", "tau"):
+            v = params.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise UsageError(f"--use-best {path}: {ds}.{key} must be a number >= 0, got {v!r}")
+        L = params.get("L")
+        if L is not None and (isinstance(L, bool) or not isinstance(L, int) or L < 1):
+            raise UsageError(f"--use-best {path}: {ds}.L must be an integer >= 1, got {L!r}")
     return best
 
 
-def plan(args) -> dict[str, list[S.Trial]]:
-    """Expand and resolve every training sweep asked for (raises SweepError on any bad config)."""
-    names = [s for s in S.SWEEPS if s != "params"] if args.sweep == "all" else [args.sweep]
-    best = _load_best(args.use_best)
-    out = {}
-    if args.sweep in ("params", "all"):
+def plan(args) -> list[S.Trial]:
+    """Expand and resolve every training run asked for (raises SweepError on any bad config)."""
+    names = [n for n in S.sweep_names(args.sweep) if S.SWEEPS[n].trains]
+    if not names:
         S.check_datasets(args.datasets or S.DEFAULT_DATASETS)
-    for name in names:
-        if name == "params":
-            continue
-        methods = args.methods if name == "latency" else None
-        trials = S.expand(
-            name,
-            datasets=args.datasets,
-            methods=methods,
-            T=args.T,
-            seeds=args.seeds,
-            profile=args.profile,
-            best=best,
-        )
-        out[name] = S.resolve_all(trials)
-    return out
+        return []
+    trials = S.expand(
+        names,
+        datasets=args.datasets,
+        methods=args.methods,
+        T=args.T,
+        seeds=args.seeds,
+        profile=args.profile,
+        best=load_best(args.use_best),
+    )
+    return S.resolve_all(trials)
 
 
-def manifest(args, sweep: str) -> dict:
+def manifest(args) -> dict:
     """What makes an --out folder this sweep: resuming with other grid arguments is refused."""
     return {
-        "sweep": sweep,
+        "sweep": args.sweep,
         "args": {
             "datasets": list(args.datasets or S.DEFAULT_DATASETS),
-            "methods": list(args.methods or S.DEFAULT_METHODS) if sweep == "latency" else None,
+            "methods": list(args.methods or S.DEFAULT_METHODS)
+            if "latency" in S.sweep_names(args.sweep)
+            else None,
             "T": args.T,
             "seeds": args.seeds if args.seeds is not None else S.DEFAULT_SEEDS[args.profile],
             "profile": args.profile,
@@ -237,280 +310,192 @@ def manifest(args, sweep: str) -> dict:
     }
 
 
-def out_dirs(args) -> dict[str, Path]:
-    base = Path(args.out or f"runs/{args.sweep}").resolve()
-    if args.sweep == "all":  # one store per sweep: the same config may serve two tables
-        return {s: base / s for s in S.SWEEPS}
-    return {args.sweep: base}
+def out_dir(args) -> Path:
+    return Path(args.out or f"runs/{args.sweep}").resolve()
 
 
-def print_dry_run(planned: dict[str, list[S.Trial]], args, dirs: dict[str, Path]) -> None:
+# -- dry run -------------------------------------------------------------------------------------
+def print_dry_run(trials: list[S.Trial], args, finished: set[str], rate: float | None) -> None:
+    if args.json:
+        for t in trials:
+            line = {
+                "run_id": t.run_id,
+                "cells": [list(c) for c in t.cells],
+                "state": "done" if t.run_id in finished else "todo",
+                "cost": S.trial_cost(t.cfg),
+                "config": t.cfg.to_dict(),
+            }
+            print(json.dumps(line, sort_keys=True))
+        return
     from collections import Counter
 
+    print(f"{args.sweep}: {len(trials)} runs -> {out_dir(args)}")
+    print(
+        f"  {'cells':<30} {'dataset':<13} {'T':>3} {'seed':>4} {'frames':>6} {'T_p':>4} "
+        f"{'pre_ep':>6} {'ep':>4} {'cost':>6}  run_id            state"
+    )
     total_units = 0
-    for name, trials in planned.items():
-        finished = _finished(dirs[name])
-        print(f"sweep {name}: {len(trials)} trials -> {dirs[name]}")
+    for t in trials:
+        c = t.cfg
+        cost = S.trial_cost(c)
+        done = t.run_id in finished
+        total_units += 0 if done else cost
+        cells = ",".join(f"{s}:{v}" for s, v in t.cells)
         print(
-            f"  {'variant':<14} {'dataset':<13} {'T':>3} {'seed':>4} {'frames':>6} {'T_p':>4} "
-            f"{'pre_ep':>6} {'ep':>4} {'cost':>6}  run_id            state"
+            f"  {cells:<30} {c.dataset:<13} {c.T:>3} {c.seed:>4} {c.frames:>6} "
+            f"{c.pre_frames or 0:>4} {c.pre_epochs or 0:>6} {c.epochs or 0:>4} {cost:>6}  "
+            f"{t.run_id}  {'done' if done else 'todo'}"
         )
-        for t in trials:
-            c = t.cfg
-            cost = S.trial_cost(c)
-            total_units += cost if t.run_id not in finished else 0
-            state = "done" if t.run_id in finished else "todo"
-            print(
-                f"  {t.variant:<14} {c.dataset:<13} {c.T:>3} {c.seed:>4} {c.frames:>6} "
-                f"{c.pre_frames or 0:>4} {c.pre_epochs or 0:>6} {c.epochs or 0:>4} {cost:>6}  "
-                f"{t.run_id}  {state}"
-            )
-        per_ds = Counter(t.cfg.dataset for t in trials)
-        print(f"  per dataset: {dict(per_ds)}")
-    if args.sweep in ("params", "all"):
-        print(
-            f"sweep params: {len(list(args.datasets or S.DEFAULT_DATASETS)) * 2} rows, no training"
-        )
+    per_ds = Counter(t.cfg.dataset for t in trials)
+    print(f"  per dataset: {dict(per_ds)}")
+    if "params" in S.sweep_names(args.sweep):
+        print(f"  params: {len(args.datasets or S.DEFAULT_DATASETS)} rows, no training")
     print(
         f"estimated cost of the runs still to do: {total_units} epoch-frames "
         "(cost = pre_epochs x T_p + epochs x (frames - T_p) per run; x training samples = "
         "single-frame forward+backward passes)."
     )
-    rate = _measured_rate(dirs)
     if rate:
         print(
-            f"time estimate: ~{total_units * rate / 60:.1f} min sequentially "
-            f"(at {rate:.2f} s per epoch-frame, measured from finished runs in these folders)"
+            f"time estimate: ~{total_units * rate / 60:.1f} min of trial time (at {rate:.2f} s "
+            "per epoch-frame, measured from finished runs in this folder)"
         )
     elif SECONDS_PER_UNIT.get(args.profile):
         rate = SECONDS_PER_UNIT[args.profile]
         print(
-            f"time estimate: ~{total_units * rate / 60:.1f} min sequentially (at {rate} s per "
+            f"time estimate: ~{total_units * rate / 60:.1f} min of trial time (at {rate} s per "
             f"epoch-frame, measured for the {args.profile} profile on a shared 2-core CPU VM; "
             "the ray executor runs trials in parallel, one per --cpus-per-trial cores)"
         )
     else:
-        print("time estimate: none (no finished runs in these folders to calibrate from)")
+        print("time estimate: none (no finished runs in this folder to calibrate from)")
 
 
-def prepare_data(
-    planned: dict[str, list[S.Trial]], root: str | None, cache_dir: str | None
-) -> None:
-    """Build every frame cache the trials need, once, in the driver, before any trial starts.
-
-    Parallel trials then never generate the same simulated set or cache twice, and missing real
-    data is reported (exit 2) before anything runs.
-    """
-    from hsd.data import DatasetError, load_frames
-
-    needed = sorted(
-        {(t.cfg.dataset, t.cfg.frames, t.cfg.size) for ts in planned.values() for t in ts}
-    )
-    for i, (ds, frames, size) in enumerate(needed, 1):
-        print(f"data {i}/{len(needed)}: {ds} frames={frames} size={size}", file=sys.stderr)
-        try:
-            load_frames(ds, frames=frames, size=size, root=root, cache_dir=cache_dir)
-        except DatasetError as err:
-            raise UsageError(str(err)) from None
-
-
-def _finished(out_dir: Path) -> set[str]:
-    from harness.store import RESULTS_FILE, ResultStore
-
-    if not (out_dir / RESULTS_FILE).exists():
-        return set()
-    return ResultStore(out_dir).finished_run_ids()
-
-
-def _measured_rate(dirs: dict[str, Path]) -> float | None:
-    """Seconds per epoch-frame from the wall time of finished ok runs already in the stores."""
-    from harness.store import RESULTS_FILE, ResultStore
+def measured_rate(rows) -> float | None:
+    """Seconds per epoch-frame from the wall time of finished ok runs already in the store."""
     from hsd.config import RunConfig
 
+    if rows is None or rows.empty or "wall_s" not in rows:
+        return None
     secs = units = 0.0
-    fields = set(RunConfig.__dataclass_fields__)
-    for d in dirs.values():
-        if not (d / RESULTS_FILE).exists():
+    fields = [f for f in RunConfig.__dataclass_fields__ if f != "options"]
+    for _, r in rows[rows["status"] == "ok"].drop_duplicates("run_id").iterrows():
+        try:
+            cfg = RunConfig(**{k: r[k] for k in fields if k in r})
+            u = S.trial_cost(cfg)
+        except (TypeError, ValueError):
             continue
-        df = ResultStore(d).rows()
-        if df.empty or "wall_s" not in df:
-            continue
-        for _, r in df[df["status"] == "ok"].drop_duplicates("run_id").iterrows():
-            try:
-                cfg = RunConfig(**{k: r[k] for k in fields if k in r and k != "options"})
-                u = S.trial_cost(cfg)
-            except (TypeError, ValueError):
-                continue
-            if u > 0:
-                secs, units = secs + float(r["wall_s"]), units + u
+        if u > 0:
+            secs, units = secs + float(r["wall_s"]), units + u
     return secs / units if units else None
 
 
 # -- running -------------------------------------------------------------------------------------
-def pick_executor(args) -> str:
-    if args.executor:
-        if args.executor == "ray" and not _have_ray():
-            raise UsageError("--executor ray: Ray is not installed here; use --executor local")
-        return args.executor
-    return "ray" if _have_ray() else "local"
-
-
-def _have_ray() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ray") is not None
-
-
-def run_report(out_dir: Path) -> None:
+def run_report(out: Path) -> None:
     """Run `python -m harness.report OUT` and pass on where the tables and plots are."""
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.report", str(out_dir)],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "harness.report", str(out)], capture_output=True, text=True
     )
     if proc.returncode == 0:
-        print(proc.stdout.strip() or f"report written under {out_dir}")
+        print(proc.stdout.strip() or f"report written under {out}")
     else:
         print(
-            f"report for {out_dir} failed (exit {proc.returncode}); rows are safe in the store. "
-            f"Rerun: python -m harness.report {out_dir}\n{proc.stderr.strip()[-2000:]}",
+            f"report for {out} failed (exit {proc.returncode}); rows are safe in the store. "
+            f"Rerun: python -m harness.report {out}\n{proc.stderr.strip()[-2000:]}",
             file=sys.stderr,
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    debug = "--debug" in argv
+    return run_main(lambda: _main(argv), debug=debug)
+
+
+def _main(argv: list[str]) -> int:
+    from harness.store import ResultStore, write_provenance
+    from hsd.method import pick_device
+
     start = time.time()
-    from harness.tune import TuneError
-
-    try:
-        return _main(args, argv, start)
-    except (UsageError, S.SweepError, ExecutorError, TuneError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-
-
-def _main(args, argv, start) -> int:
-    from harness.store import ResultStore, StoreError, write_provenance
-
+    args = build_parser().parse_args(argv)
+    normalise(args)
     if args.tune:
         from harness import tune
 
         return tune.main_from_args(args, argv)
-    if not args.sweep:
-        raise UsageError(
-            "--sweep is required (latency|ablation|quantization|ht|kd|params|all), or --tune"
-        )
-    if args.retries < 0:
-        raise UsageError(f"--retries must be >= 0, got {args.retries}")
-    if args.use_best and args.sweep == "params":
-        raise UsageError("--use-best does not apply to the params sweep (no training)")
-    planned = plan(args)  # every config resolved before anything runs
-    dirs = out_dirs(args)
-    params_datasets = list(args.datasets or S.DEFAULT_DATASETS)
+    trials = plan(args)  # every config resolved before anything runs
+    out = out_dir(args)
+    store = ResultStore(out)  # read once (and validated) for the whole command
+    store.check_manifest(manifest(args))
+    finished = store.finished_run_ids()
     if args.dry_run:
-        print_dry_run(planned, args, dirs)
+        print_dry_run(trials, args, finished, measured_rate(store.rows()))
         return 0
-    executor = pick_executor(args) if planned else "local"
+    pick_device(args.device)  # a device that does not exist stops here, before any row
+    todo = [t for t in trials if t.run_id not in finished]
+    executor = pick_executor(args.executor) if todo else "local"
     if executor == "ray":
         from harness.executors import ray_exec
 
         ray_exec.check_address(args.address)  # fail fast, before any folder is touched
-    unfinished = {
-        n: [t for t in ts if t.run_id not in _finished(dirs[n])] for n, ts in planned.items()
-    }
-    prepare_data(unfinished, _abs(args.root), _abs(args.cache_dir))
-    try:
-        stores = {name: ResultStore.open(d, manifest(args, name)) for name, d in dirs.items()}
-    except StoreError as err:
-        raise UsageError(str(err)) from None
-
-    from harness.executors import ExecOptions
-
-    summary = {}
-    if "params" in stores:
-        st = stores["params"]
-        done = st.finished_run_ids()
-        rows = [r for r in S.params_rows(params_datasets) if r["run_id"] not in done]
-        for r in rows:
-            st.append([r])
-        summary["params"] = f"{len(rows)} new rows"
-    todo = {
-        name: [t for t in trials if t.run_id not in stores[name].finished_run_ids()]
-        for name, trials in planned.items()
-    }
-    for name, trials in planned.items():
-        skipped = len(trials) - len(todo[name])
-        print(
-            f"sweep {name}: {len(trials)} trials, {skipped} already finished, "
-            f"{len(todo[name])} to run -> {dirs[name]}",
-            file=sys.stderr,
-        )
-
-    def exec_options(name: str) -> ExecOptions:
-        return ExecOptions(
-            out_dir=dirs[name],
-            root=_abs(args.root),
-            cache_dir=_abs(args.cache_dir),
-            device=args.device,
-            retries=args.retries,
-            keep_checkpoints=args.keep_checkpoints,
-            progress=not args.no_progress,
-        )
-
-    pending = {name: trials for name, trials in todo.items() if trials}
-    if pending and executor == "ray":
+    prepare_data(todo, abs_path(args.root), abs_path(args.cache_dir))
+    store.claim(manifest(args))
+    summary: dict = {}
+    if "params" in S.sweep_names(args.sweep):
+        new = [
+            r
+            for r in S.params_rows(args.datasets or S.DEFAULT_DATASETS)
+            if r["run_id"] not in finished
+        ]
+        for r in new:
+            store.append([r])
+        summary["params"] = f"{len(new)} new rows"
+    print(
+        f"{args.sweep}: {len(trials)} runs, {len(trials) - len(todo)} already finished, "
+        f"{len(todo)} to run -> {out}",
+        file=sys.stderr,
+    )
+    opts = exec_options(args, out)
+    if todo and executor == "ray":
         from harness.executors import ray_exec
 
-        for name, trials in pending.items():
-            summary[name] = ray_exec.run(
-                trials,
-                stores[name],
-                exec_options(name),
+        try:
+            summary["runs"] = ray_exec.run(
+                todo,
+                store,
+                opts,
                 address=args.address,
                 cpus_per_trial=args.cpus_per_trial,
                 gpus_per_trial=args.gpus_per_trial,
             )
-        ray_exec.shutdown()
-    elif pending:
+        finally:
+            ray_exec.shutdown()
+    elif todo:
         from harness.executors import local
 
-        for name, trials in pending.items():
-            summary[name] = local.run(trials, stores[name], exec_options(name))
+        summary["runs"] = local.run(todo, store, opts)
     end = time.time()
-    from hsd.method import git_commit
+    from hsd.execute import git_commit
 
-    for name, d in dirs.items():
-        write_provenance(
-            d,
-            [sys.executable, "-m", "harness.run", *argv],
-            {
-                "sweep": name,
-                "executor": executor,
-                "address": args.address or ("local ray" if executor == "ray" else "-"),
-                "git_commit": git_commit(),
-                "trials": len(planned.get(name, [])),
-                "result": dict(summary[name])
-                if isinstance(summary.get(name), dict)
-                else summary.get(name, "nothing to run"),
-            },
-            start=start,
-            end=end,
-        )
+    write_provenance(
+        out,
+        [sys.executable, "-m", "harness.run", *argv],
+        {
+            "sweep": args.sweep,
+            "executor": executor,
+            "address": args.address or ("local ray" if executor == "ray" else "-"),
+            "git_commit": git_commit(),
+            "runs": len(trials),
+            "result": {k: dict(v) if hasattr(v, "items") else v for k, v in summary.items()}
+            or "nothing to run",
+        },
+        start=start,
+        end=end,
+    )
     if not args.no_report:
-        for d in dirs.values():
-            run_report(d)
-    print(f"results: {', '.join(str(d) for d in dirs.values())} ({end - start:.0f} s)")
+        run_report(out)
+    print(f"results: {out} ({end - start:.0f} s)")
     return 0
-
-
-def _abs(p: str | None) -> str | None:
-    return str(Path(p).resolve()) if p else None
 
 
 if __name__ == "__main__":

@@ -215,6 +215,7 @@ class ResultStore:
         self.out_dir = Path(out_dir).absolute()
         self.path = self.out_dir / RESULTS_FILE
         self.manifest_path = self.out_dir / MANIFEST_FILE
+        self._finished: set[str] | None = None  # read once, then kept up to date by `append`
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.out_dir)!r})"
@@ -228,31 +229,41 @@ class ResultStore:
         arguments...}}``. A folder holding a different sweep raises StoreError and is left untouched.
         The existing rows are parsed once, so a corrupted store fails here, before any training.
         """
+        store = cls(out_dir)
+        store.claim(manifest)
+        return store
+
+    def check_manifest(self, manifest: dict) -> None:
+        """Raise StoreError if the folder exists and holds another sweep (writes nothing)."""
         if not isinstance(manifest, dict):
             raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
-        store = cls(out_dir)
-        if store.out_dir.exists() and not store.out_dir.is_dir():
+        if self.out_dir.exists() and not self.out_dir.is_dir():
             raise StoreError(
-                f"--out {store.out_dir} exists and is not a folder; choose another --out"
+                f"--out {self.out_dir} exists and is not a folder; choose another --out"
             )
-        store.out_dir.mkdir(parents=True, exist_ok=True)
-        wanted = _canonical(manifest)
-        if not store.manifest_path.exists():
-            if store.path.exists():
+        if not self.manifest_path.exists():
+            if self.path.exists():
                 raise StoreError(
-                    f"{store.out_dir} holds {RESULTS_FILE} but no {MANIFEST_FILE}, so it is unknown "
+                    f"{self.out_dir} holds {RESULTS_FILE} but no {MANIFEST_FILE}, so it is unknown "
                     "which sweep produced those rows; choose another --out folder"
                 )
-            store._create_manifest(wanted)
-        have = store.manifest
+            return
+        have, wanted = self.manifest, _canonical(manifest)
         if have != wanted:
             diff = _describe_difference(have, wanted)
             raise StoreError(
-                f"{store.out_dir} already holds a different sweep ({diff}). Resuming only works with "
+                f"{self.out_dir} already holds a different sweep ({diff}). Resuming only works with "
                 "the same sweep and grid arguments; choose another --out folder for this one."
             )
-        store._read()  # fail fast on a corrupted store
-        return store
+
+    def claim(self, manifest: dict) -> None:
+        """Make the folder this sweep's: create it with its manifest, or check the one there."""
+        self.check_manifest(manifest)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if not self.manifest_path.exists():
+            self._create_manifest(_canonical(manifest))
+        self.check_manifest(manifest)  # another process may have created it first
+        self.finished_run_ids()  # fail fast on a corrupted store (and read it once)
 
     @classmethod
     def existing(cls, out_dir: str | os.PathLike) -> ResultStore:
@@ -316,6 +327,8 @@ class ResultStore:
             os.fsync(fd)
         finally:
             os.close(fd)  # also releases the lock
+        if self._finished is not None:
+            self._finished |= _finished_ids(rows)
 
     def _set_aside_torn_tail(self, fd: int) -> None:
         """Under the writer lock: move an incomplete final chunk to `results.jsonl.torn`.
@@ -368,12 +381,21 @@ class ResultStore:
         return pd.DataFrame.from_records(self._read())
 
     def finished_run_ids(self) -> set[str]:
-        """Run ids with a terminal status (ok, failed, diverged, infeasible) in a complete chunk."""
-        return {
-            str(r["run_id"])
-            for r in self._read()
-            if r.get("status") in TERMINAL_STATUSES and r.get("run_id") is not None
-        }
+        """Run ids with a terminal status (ok, failed, diverged, infeasible) in a complete chunk.
+
+        The file is read once per store object; this process's appends keep the set current
+        (the sweep lock makes this process the folder's only writer)."""
+        if self._finished is None:
+            self._finished = _finished_ids(self._read())
+        return set(self._finished)
+
+
+def _finished_ids(rows: Iterable[dict]) -> set[str]:
+    return {
+        str(r["run_id"])
+        for r in rows
+        if r.get("status") in TERMINAL_STATUSES and r.get("run_id") is not None
+    }
 
 
 def _describe_difference(have: Any, wanted: Any) -> str:

@@ -1,86 +1,74 @@
-"""Sweeps as data: each sweep of the paper expands to a list of `Trial`s, one per training run.
+"""Sweeps as data: one registry (`SWEEPS`) that the run CLI, the aggregation and the report read.
 
-A sweep is (datasets × T grid × seeds × variants); a variant is a method plus its options. The
-variant labels are the shared results vocabulary (see the team contract) that `harness.aggregate`
-turns into the paper's tables and figures:
+A sweep is a list of variants (a label, a method, its options and fields, and which T list it runs
+at) × datasets × seeds. Each (sweep, variant) pair is a *cell* of a table or figure of the paper:
 
-- ``latency``      Figure 2 + Table 1: accuracy at t = T vs T; variant = method name.
+- ``latency``      Figure 2 + Table 1: accuracy at t = T versus T; variant = method name.
 - ``ablation``     Table 2: HSD with/without hybrid training (HT) and with no KD / vanilla KD / SKD.
 - ``quantization`` Table 3: HSD with QCFS step L ∈ {4, 8, 16, 32}.
 - ``ht``           Table 4: TET and SLTT fine-tuning with and without the HT split of the frames.
 - ``kd``           Table 6: same-time-step training (STS) vs vanilla KD (response/feature/both).
 - ``params``       Table 5: parameter counts only (no training; see `params_rows`).
 
-Every expanded config is resolved with `hsd.method.resolve` before anything runs, so an unknown
-method/dataset/option or a T the frames cannot give fails the whole sweep up front (`SweepError`).
+Every expanded config is resolved (`hsd.method.resolve`) before anything runs, so an unknown
+method/dataset/option or a T the frames cannot give fails the whole request up front
+(`SweepError`). Cells whose resolved configs are identical are **one run**: `sts` and `tet` at the
+same T, DTS at every T (one model serves every t), and the same HSD run serving Figure 2, Table 2's
+HT+SKD and Table 3's L = 16 when they run together (`--sweep all`). Such a `Trial` carries every
+cell it serves, and its rows are reported under each.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from hsd.config import ConfigError, RunConfig
+from hsd.presets import PROFILES
 
-SWEEPS = ("latency", "ablation", "quantization", "ht", "kd", "params")
-PROFILES = ("smoke", "paper")
 # The simulated stand-ins run anywhere: n-digits for CIFAR10-DVS / N-Caltech101, sim-gestures for
 # DVS-Gesture. Real sets are opt-in with --datasets and --root.
 DEFAULT_DATASETS = ("n-digits", "sim-gestures")
-DEFAULT_METHODS = ("hsd", "sts", "dts", "tet", "sltt", "tcja")
+DEFAULT_SEEDS = {"smoke": 3, "paper": 3}
 
-# The paper's inference T per dataset for the tables (HSD: T_p + T_f = 5 + 5 on the 10-frame sets,
-# 6 + 10 on DVS-Gesture). Table 1 also reports DVS-Gesture at T = 5.
-MAIN_T = {"cifar10-dvs": 5, "n-caltech101": 5, "n-digits": 5, "dvs-gesture": 10, "sim-gestures": 10}
-TABLE1_T = {
-    "cifar10-dvs": (5,),
-    "n-caltech101": (5,),
-    "n-digits": (5,),
-    "dvs-gesture": (5, 10),
-    "sim-gestures": (5, 10),
-}
-# Latency grids (Figure 2). HSD needs at least one pre-training frame, so T <= F_total - 1.
-# smoke is the CPU default, three points of Figure 2's low-latency range per dataset (36 runs, about
-# 7 minutes on 2 cores); paper walks the whole range.
-T_GRID = {
-    "smoke": {"n-digits": (1, 3, 5), "sim-gestures": (1, 3, 5)},
-    "paper": {
-        "cifar10-dvs": tuple(range(1, 10)),
-        "n-caltech101": tuple(range(1, 10)),
-        "n-digits": tuple(range(1, 10)),
-        "dvs-gesture": (1, 2, 3, 4, 5, 6, 8, 10, 12, 15),
-        "sim-gestures": (1, 2, 3, 4, 5, 6, 8, 10, 12, 15),
+# T lists a variant runs at, per dataset. "grid": Figure 2's latency grid (HSD needs at least one
+# pre-training frame, so T <= F_total - 1); "table": the paper's T for the tables (HSD: T_p + T_f =
+# 5 + 5 on the 10-frame sets, 6 + 10 on DVS-Gesture); "table1": Table 1's T (gestures: 5 and 10).
+T_LISTS: dict[str, dict[str, dict[str, tuple[int, ...]]]] = {
+    "grid": {
+        "smoke": {"n-digits": (1, 3, 5), "sim-gestures": (1, 3, 5)},
+        "paper": {
+            "cifar10-dvs": tuple(range(1, 10)),
+            "n-caltech101": tuple(range(1, 10)),
+            "n-digits": tuple(range(1, 10)),
+            "dvs-gesture": (1, 2, 3, 4, 5, 6, 8, 10, 12, 15),
+            "sim-gestures": (1, 2, 3, 4, 5, 6, 8, 10, 12, 15),
+        },
     },
+    "table": {
+        p: {
+            "cifar10-dvs": (5,),
+            "n-caltech101": (5,),
+            "n-digits": (5,),
+            "dvs-gesture": (10,),
+            "sim-gestures": (10,),
+        }
+        for p in PROFILES
+    },  # fmt: skip
+    "table1": {
+        p: {
+            "cifar10-dvs": (5,),
+            "n-caltech101": (5,),
+            "n-digits": (5,),
+            "dvs-gesture": (5, 10),
+            "sim-gestures": (5, 10),
+        }
+        for p in PROFILES
+    },  # fmt: skip
 }
-DEFAULT_SEEDS = {"smoke": 1, "paper": 3}
-
-# Table 2: (ht, distill) per ablation row.
-ABLATION = {
-    "none": {"ht": False, "distill": "none"},
-    "HT": {"ht": True, "distill": "none"},
-    "SKD": {"ht": False, "distill": "skd"},
-    "HT+KD": {"ht": True, "distill": "kd"},
-    "HT+SKD": {"ht": True, "distill": "skd"},
-}
-QUANT_L = (4, 8, 16, 32)
-HT_VARIANTS = {
-    "TET w/o HT": ("tet", False),
-    "TET w/ HT": ("tet", True),
-    "SLTT w/o HT": ("sltt", False),
-    "SLTT w/ HT": ("sltt", True),
-}
-KD_VARIANTS = {
-    "baseline": "sts",
-    "response": "kd-response",
-    "feature": "kd-feature",
-    "both": "kd-both",
-}
-# Table 5 architectures: (variant = arch name, paper label).
-ARCHS = {"vgg": "VGG-SNN", "snn5": "SNN-5"}
 
 
 class SweepError(ValueError):
@@ -88,127 +76,233 @@ class SweepError(ValueError):
 
 
 @dataclass(frozen=True)
-class Trial:
-    """One training run of a sweep: the resolved config plus its place in the results tables."""
+class Variant:
+    """One cell label of a sweep: the method with its options and fields, and its T list."""
 
-    sweep: str
-    variant: str
+    label: str
+    method: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    T: str = "table"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    title: str  # what of the paper it reproduces
+    variants: tuple[Variant, ...]
+    trains: bool = True
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """Variant labels in the order tables and plots list them."""
+        return tuple(v.label for v in self.variants)
+
+    def variant(self, label: str) -> Variant:
+        for v in self.variants:
+            if v.label == label:
+                return v
+        raise SweepError(f"sweep {self.name!r} has no variant {label!r}; valid: {self.order}")
+
+
+# Figure 2's methods walk the latency grid; methods that only Table 1 lists run at its T, so the
+# grid holds no cell that no table or figure shows.
+LATENCY = Sweep(
+    "latency",
+    "Figure 2 (accuracy vs T) and Table 1",
+    (
+        Variant("hsd", "hsd", T="grid"),
+        Variant("sts", "sts", T="grid"),
+        Variant("dts", "dts", T="grid"),
+        Variant("tet", "tet", T="table1"),
+        Variant("sltt", "sltt", T="table1"),
+        Variant("sltt-k", "sltt-k", T="table1"),
+        Variant("tcja", "tcja", T="table1"),
+    ),
+)
+DEFAULT_METHODS = ("hsd", "sts", "dts", "tet", "sltt", "tcja")
+
+SWEEPS: dict[str, Sweep] = {
+    s.name: s
+    for s in (
+        LATENCY,
+        Sweep(
+            "ablation",
+            "Table 2: hybrid training (HT) and step-wise distillation (SKD)",
+            (
+                Variant("none", "hsd", {"ht": False, "distill": "none"}),
+                Variant("HT", "hsd", {"ht": True, "distill": "none"}),
+                Variant("SKD", "hsd", {"ht": False, "distill": "skd"}),
+                Variant("HT+KD", "hsd", {"ht": True, "distill": "kd"}),
+                Variant("HT+SKD", "hsd", {"ht": True, "distill": "skd"}),
+            ),
+        ),
+        Sweep(
+            "quantization",
+            "Table 3: QCFS quantization step L",
+            tuple(Variant(f"L={L}", "hsd", fields={"L": L}) for L in (4, 8, 16, 32)),
+        ),
+        Sweep(
+            "ht",
+            "Table 4: hybrid training applied to TET and SLTT",
+            (
+                Variant("TET w/o HT", "tet", {"ht": False}),
+                Variant("TET w/ HT", "tet", {"ht": True}),
+                Variant("SLTT w/o HT", "sltt", {"ht": False}),
+                Variant("SLTT w/ HT", "sltt", {"ht": True}),
+            ),
+        ),
+        Sweep(
+            "kd",
+            "Table 6: vanilla KD (response, feature, both) against same-T training",
+            (
+                Variant("baseline", "sts"),
+                Variant("response", "kd-response"),
+                Variant("feature", "kd-feature"),
+                Variant("both", "kd-both"),
+            ),
+        ),
+        Sweep("params", "Table 5: parameter counts (no training)", (), trains=False),
+    )
+}
+# Table 5 architectures: arch name -> the paper's label.
+ARCHS = {"vgg": "VGG-SNN", "snn5": "SNN-5"}
+
+
+def sweep_names(name: str) -> list[str]:
+    """The sweeps one --sweep value stands for ("all" = every sweep)."""
+    if name == "all":
+        return list(SWEEPS)
+    if name not in SWEEPS:
+        raise SweepError(f"unknown sweep {name!r}; valid: {', '.join([*SWEEPS, 'all'])}")
+    return [name]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training run: the resolved config and every (sweep, variant) cell it serves."""
+
     cfg: RunConfig
+    cells: tuple[tuple[str, str], ...]
 
     @property
     def run_id(self) -> str:
         return self.cfg.run_id()
 
+    @property
+    def sweep(self) -> str:
+        return self.cells[0][0]
+
+    @property
+    def variant(self) -> str:
+        return self.cells[0][1]
+
     def label(self) -> str:
         return f"{self.variant} {self.cfg.dataset} T={self.cfg.T} seed={self.cfg.seed}"
 
+    def row_fields(self) -> dict[str, Any]:
+        """What every row of this run carries to place it in the tables."""
+        return {
+            "sweep": self.sweep,
+            "variant": self.variant,
+            "cells": [list(c) for c in self.cells],
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        return {"sweep": self.sweep, "variant": self.variant, "cfg": self.cfg.to_dict()}
+        return {"cells": [list(c) for c in self.cells], "cfg": self.cfg.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trial:
-        return cls(d["sweep"], d["variant"], RunConfig.from_dict(d["cfg"]))
+        return cls(RunConfig.from_dict(d["cfg"]), tuple(tuple(c) for c in d["cells"]))
 
 
-def _grid(
-    sweep: str,
-    datasets: Sequence[str],
-    Ts: dict[str, Sequence[int]],
-    seeds: int,
-    profile: str,
-    variants: dict[str, dict[str, Any]],
-) -> list[Trial]:
-    """Cartesian product; `variants` maps a label to RunConfig keyword arguments."""
-    out = []
-    for ds in datasets:
-        for T in Ts[ds]:
-            for label, kw in variants.items():
-                for seed in range(seeds):
-                    cfg = RunConfig(dataset=ds, T=int(T), seed=seed, profile=profile, **kw)
-                    out.append(Trial(sweep, label, cfg))
-    return out
-
-
-def _t_grid(datasets: Sequence[str], profile: str, T: Sequence[int] | None, table: dict) -> dict:
+def t_values(variant: Variant, dataset: str, profile: str, T: Sequence[int] | None) -> tuple:
+    """The T a variant runs at on `dataset`: the user's --T, else its T list."""
     if T:
-        return {ds: tuple(T) for ds in datasets}
-    missing = [ds for ds in datasets if ds not in table]
-    if missing:
-        raise SweepError(f"no default T for dataset(s) {missing}; pass --T (e.g. --T 1,2,5)")
-    return {ds: table[ds] if isinstance(table[ds], tuple) else (table[ds],) for ds in datasets}
+        return tuple(T)
+    table = T_LISTS[variant.T][profile]
+    if dataset not in table:
+        raise SweepError(
+            f"no default T for dataset {dataset!r} ({variant.T} list); pass --T (e.g. --T 1,2,5)"
+        )
+    return table[dataset]
+
+
+def latency_variants(methods: Sequence[str] | None) -> tuple[Variant, ...]:
+    """The latency sweep's variants for --methods (any registered method; default DEFAULT_METHODS)."""
+    known = {v.label: v for v in LATENCY.variants}
+    return tuple(known.get(m, Variant(m, m, T="grid")) for m in (methods or DEFAULT_METHODS))
 
 
 def expand(
-    sweep: str,
+    names: Sequence[str],
     *,
     datasets: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
     T: Sequence[int] | None = None,
     seeds: int | None = None,
     profile: str = "smoke",
-    best: dict[str, dict[str, Any]] | None = None,
+    best: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Trial]:
-    """The unresolved trials of one sweep (``all`` is handled by the caller, sweep by sweep).
+    """The unresolved trials (one per cell) of the named training sweeps.
 
-    `methods` only applies to ``latency``; `T` overrides the default grid (latency) or the paper
-    T (table sweeps); `best` maps a dataset to tuned HSD fields (``kd_lambda``, ``L``) applied to
-    every HSD trial of that dataset (except L in the quantization sweep, which is its variable).
+    `methods` only applies to ``latency``; `T` overrides every variant's T list; `best` maps a
+    dataset to tuned HSD fields (``kd_lambda``, ``tau``, ``L``) applied to every HSD trial of that
+    dataset (except L in the quantization sweep, which is its variable).
     """
-    if sweep not in SWEEPS or sweep == "params":
-        valid = ", ".join(s for s in SWEEPS if s != "params")
-        raise SweepError(f"unknown training sweep {sweep!r}; valid: {valid} (params: params_rows)")
     if profile not in PROFILES:
         raise SweepError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
     datasets = tuple(datasets or DEFAULT_DATASETS)
     seeds = DEFAULT_SEEDS[profile] if seeds is None else seeds
     if seeds < 1:
         raise SweepError(f"--seeds must be >= 1, got {seeds}")
-    if methods and sweep != "latency":
-        raise SweepError(
-            f"--methods applies to the latency sweep only; {sweep!r} fixes its methods"
-        )
-    if sweep == "latency":
-        Ts = _t_grid(datasets, profile, T, T_GRID[profile])
-        variants = {m: {"method": m} for m in (methods or DEFAULT_METHODS)}
-    else:
-        Ts = _t_grid(datasets, profile, T, MAIN_T)
-        if sweep == "ablation":
-            variants = {k: {"method": "hsd", "options": o} for k, o in ABLATION.items()}
-        elif sweep == "quantization":
-            variants = {f"L={L}": {"method": "hsd", "L": L} for L in QUANT_L}
-        elif sweep == "ht":
-            variants = {k: {"method": m, "options": {"ht": h}} for k, (m, h) in HT_VARIANTS.items()}
-        else:  # kd
-            variants = {k: {"method": m} for k, m in KD_VARIANTS.items()}
-    trials = _grid(sweep, datasets, Ts, seeds, profile, variants)
-    if best:
-        trials = [apply_best(t, best) for t in trials]
-    return trials
+    out = []
+    for name in names:
+        sweep = SWEEPS[name]
+        variants = latency_variants(methods) if name == "latency" else sweep.variants
+        for ds in datasets:
+            for v in variants:
+                for t in t_values(v, ds, profile, T):
+                    for seed in range(seeds):
+                        cfg = RunConfig(
+                            v.method,
+                            ds,
+                            int(t),
+                            seed=seed,
+                            profile=profile,
+                            options=dict(v.options),
+                            **dict(v.fields),
+                        )
+                        if best:
+                            cfg = apply_best(cfg, name, best)
+                        out.append(Trial(cfg, ((name, v.label),)))
+    return out
 
 
-def apply_best(trial: Trial, best: dict[str, dict[str, Any]]) -> Trial:
-    """Use tuned HSD hyper-parameters (from `harness.tune`, best_params.json) for this trial."""
-    params = best.get(trial.cfg.dataset)
-    if trial.cfg.method != "hsd" or not params:
-        return trial
-    changes = {}
-    if params.get("kd_lambda") is not None:
-        changes["kd_lambda"] = float(params["kd_lambda"])
-    if params.get("L") is not None and trial.sweep != "quantization":
-        changes["L"] = int(params["L"])
-    return Trial(trial.sweep, trial.variant, trial.cfg.replace(**changes))
+TUNED_FIELDS = ("kd_lambda", "tau", "L")
+
+
+def apply_best(cfg: RunConfig, sweep: str, best: Mapping[str, Mapping[str, Any]]) -> RunConfig:
+    """Use tuned HSD hyper-parameters (from `harness.tune`, best_params.json) for this config."""
+    params = best.get(cfg.dataset)
+    if cfg.method != "hsd" or not params:
+        return cfg
+    changes = {k: params[k] for k in TUNED_FIELDS if params.get(k) is not None}
+    if sweep == "quantization":
+        changes.pop("L", None)
+    return cfg.replace(**changes)
 
 
 def resolve_all(trials: Iterable[Trial]) -> list[Trial]:
-    """Resolve every config (method defaults, validation) before anything runs.
+    """Resolve every config (method presets, validation) before anything runs.
 
-    Collects all problems into one SweepError so the user fixes them in one go; identical
-    resolved configs within a sweep (same run id) are kept once.
+    Collects all problems into one SweepError so the user fixes them in one go. Trials whose
+    resolved configs are identical (same run id) become one trial serving all their cells.
     """
-    load_methods()
     from hsd.method import resolve
 
-    out, problems, seen = [], [], set()
+    merged: dict[str, Trial] = {}
+    problems: list[str] = []
     for t in trials:
         try:
             cfg = resolve(t.cfg)
@@ -217,35 +311,22 @@ def resolve_all(trials: Iterable[Trial]) -> list[Trial]:
             if msg not in problems:
                 problems.append(msg)
             continue
-        r = Trial(t.sweep, t.variant, cfg)
-        if r.run_id not in seen:
-            seen.add(r.run_id)
-            out.append(r)
+        rid = cfg.run_id()
+        if rid in merged:
+            old = merged[rid]
+            cells = old.cells + tuple(c for c in t.cells if c not in old.cells)
+            merged[rid] = Trial(old.cfg, cells)
+        else:
+            merged[rid] = Trial(cfg, t.cells)
     if problems:
         head = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise SweepError(f"{len(problems)} invalid trial config(s):\n  {head}{more}")
-    return out
-
-
-def load_methods() -> None:
-    """Register the methods: `import baselines` (which registers HSD and every baseline), plus
-    the modules named in $HSD_EXTRA_METHODS (comma-separated; a test hook for fake methods that
-    must also be importable by Ray workers)."""
-    import importlib
-
-    try:
-        import baselines  # noqa: F401
-    except ImportError as err:  # pragma: no cover - baselines is part of this package
-        raise SweepError(f"cannot import the method registry (baselines): {err}") from err
-    for mod in filter(
-        None, (m.strip() for m in os.environ.get("HSD_EXTRA_METHODS", "").split(","))
-    ):
-        importlib.import_module(mod)
+    return list(merged.values())
 
 
 def check_datasets(datasets: Sequence[str]) -> None:
-    """Unknown dataset names -> SweepError listing the valid ones (for the params sweep)."""
+    """Unknown dataset names -> SweepError listing the valid ones."""
     from hsd.data import DATASETS
 
     bad = [d for d in datasets if d not in DATASETS]
@@ -287,6 +368,7 @@ def params_rows(datasets: Sequence[str]) -> list[dict[str, Any]]:
                 "run_id": hashlib.sha256(key.encode()).hexdigest()[:16],
                 "sweep": "params",
                 "variant": arch,
+                "cells": [["params", arch]],
                 "arch_label": ARCHS.get(arch, arch),
                 "dataset": ds,
                 "arch": arch,

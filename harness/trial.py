@@ -1,15 +1,19 @@
-"""Run ONE trial robustly: every outcome becomes result rows, nothing escapes to kill a sweep.
+"""Run ONE trial robustly, and record it: every outcome of the run becomes result rows.
 
-`hsd.method.execute` returns one row per inference step t = 1..T. A run that cannot finish is
+`hsd.execute.execute` returns one row per inference step t = 1..T. A run that cannot finish is
 stored as a single row with t = T, acc = NaN and a status from the shared vocabulary:
 
 - ``infeasible``  out of memory (`torch.OutOfMemoryError`, `MemoryError`): BPTT memory grows with T,
   so a too-large config is a result, not a crash;
 - ``diverged``    `hsd.engine.DivergedError` (NaN/inf loss);
-- ``failed``      anything else, with the exception text in ``error``.
+- ``failed``      any other error of the run itself, with the exception text in ``error``.
 
 Only ``failed`` is retried (`retries` times): OOM and divergence are deterministic for a seeded
 config. A retry reuses the trial's checkpoint folder, so it resumes after the last finished epoch.
+
+A failure of the *environment* (a device that does not exist, missing data, an unusable config) is
+not a result: `run_trial` raises `EnvironmentFailure`, the sweep stops with exit code 2, no row is
+stored, and a rerun after the fix runs the trial.
 """
 
 from __future__ import annotations
@@ -22,9 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.sweeps import Trial, load_methods
+from harness.executors import ExecOptions
+from harness.sweeps import Trial
 
 ExecuteFn = Callable[..., list[dict[str, Any]]]
+
+
+class EnvironmentFailure(RuntimeError):
+    """The run could not start here (device, data, config): no row; the CLI exits 2."""
 
 
 def checkpoint_dir(out_dir: str | Path, run_id: str) -> Path:
@@ -32,11 +41,15 @@ def checkpoint_dir(out_dir: str | Path, run_id: str) -> Path:
 
 
 def classify(err: BaseException) -> str:
-    """Map an exception to a result status."""
+    """Map an exception to a result status, or "environment" for a failure that is not a result."""
     import torch
 
+    from hsd.config import ConfigError
+    from hsd.data import DatasetError
     from hsd.engine import DivergedError
 
+    if isinstance(err, (ConfigError, DatasetError)):
+        return "environment"
     if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
         return "infeasible"
     if isinstance(err, DivergedError):
@@ -46,46 +59,38 @@ def classify(err: BaseException) -> str:
 
 def failure_row(trial: Trial, status: str, error: str, wall_s: float, attempts: int) -> dict:
     """The single row a run that did not finish leaves: its config, t = T, acc = NaN."""
-    from hsd.method import git_commit
+    from hsd.execute import config_columns, git_commit
 
-    cfg = trial.cfg
     return {
         "run_id": trial.run_id,
-        **{k: v for k, v in cfg.to_dict().items() if k != "options"},
-        **{f"opt_{k}": v for k, v in cfg.options},
-        "t": cfg.T,
+        **config_columns(trial.cfg),
+        "t": trial.cfg.T,
         "acc": math.nan,
         "status": status,
         "error": error,
         "git_commit": git_commit(),
         "wall_s": round(wall_s, 3),
-        "sweep": trial.sweep,
-        "variant": trial.variant,
+        **trial.row_fields(),
         "attempts": attempts,
     }
 
 
 def run_trial(
     trial: Trial,
+    opts: ExecOptions,
     *,
-    out_dir: str | Path,
-    root: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    device: str = "auto",
-    retries: int = 1,
     on_epoch=None,
     on_retry: Callable[[int, BaseException], None] | None = None,
     execute: ExecuteFn | None = None,
 ) -> list[dict[str, Any]]:
-    """Execute `trial` (resolved config) and return its rows with ``sweep`` and ``variant`` added.
+    """Execute `trial` (resolved config) and return its rows with its cells added.
 
     Checkpoints go to ``<out_dir>/checkpoints/<run_id>`` so a rerun or a retry resumes. Never
-    raises for a training problem; KeyboardInterrupt/SystemExit still propagate.
+    raises for a problem of the run itself; raises `EnvironmentFailure` for one of the environment.
     """
     if execute is None:
-        load_methods()
-        from hsd.method import execute
-    ckpt = checkpoint_dir(out_dir, trial.run_id)
+        from hsd.execute import execute
+    ckpt = checkpoint_dir(opts.out_dir, trial.run_id)
     ckpt.mkdir(parents=True, exist_ok=True)  # the engine writes <ckpt>/<stage>.pt atomically
     t0 = time.perf_counter()
     attempt = 0
@@ -94,15 +99,18 @@ def run_trial(
         try:
             rows = execute(
                 trial.cfg,
-                root=root,
-                cache_dir=cache_dir,
-                device=device,
+                root=opts.root,
+                cache_dir=opts.cache_dir,
+                device=opts.device,
                 checkpoint_dir=ckpt,
                 on_epoch=on_epoch,
+                threads=opts.threads,
             )
-        except Exception as err:  # noqa: BLE001 - every failure becomes a row
+        except Exception as err:  # noqa: BLE001 - every failure of the run becomes a row
             status = classify(err)
-            if status == "failed" and attempt <= retries:
+            if status == "environment":
+                raise EnvironmentFailure(f"{trial.label()}: {err}") from err
+            if status == "failed" and attempt <= opts.retries:
                 if on_retry is not None:
                     on_retry(attempt, err)
                 continue
@@ -111,11 +119,24 @@ def run_trial(
                 tb = traceback.format_exception(type(err), err, err.__traceback__)
                 text += "\n" + "".join(tb[-3:])[-2000:]
             return [failure_row(trial, status, text, time.perf_counter() - t0, attempt)]
-        return [
-            {**r, "sweep": trial.sweep, "variant": trial.variant, "attempts": attempt} for r in rows
-        ]
+        return [{**r, **trial.row_fields(), "attempts": attempt} for r in rows]
 
 
 def drop_checkpoints(out_dir: str | Path, run_id: str) -> None:
     """Free the disk once a run's rows are safely in the store (a rerun then skips the run)."""
     shutil.rmtree(checkpoint_dir(out_dir, run_id), ignore_errors=True)
+
+
+def record(trial_label: str, rows: list[dict], store, opts: ExecOptions, progress) -> str:
+    """Store a finished trial's rows (one chunk), free its checkpoints when it succeeded, say why
+    it did not, and advance the progress bar. Every executor and tuning go through here."""
+    store.append(rows)
+    first = rows[0]
+    status, run_id = first.get("status", "ok"), first["run_id"]
+    if status == "ok" and not opts.keep_checkpoints:
+        drop_checkpoints(opts.out_dir, run_id)
+    if status != "ok":
+        reason = str(first.get("error", "")).splitlines()[0][:200] if first.get("error") else ""
+        progress.write(f"{status}: {trial_label}: {reason}")
+    progress.finish(run_id)
+    return status

@@ -33,17 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from harness import sweeps as S
-from harness.executors import ExecOptions
-from harness.trial import drop_checkpoints, run_trial
+from harness.cli import UsageError, abs_path, pick_executor
+from harness.executors import ExecOptions, Progress
+from harness.trial import record, run_trial
 from hsd.config import RunConfig
 
 LAMBDA_RANGE = (1e-2, 10.0)
 L_CHOICES = (4, 8, 16, 32)
+DEFAULT_POINT = {"kd_lambda": 1.0, "L": 16}  # a point of the space, to check configs up front
+SPACE_TEXT = f"kd_lambda log-uniform {LAMBDA_RANGE}, L in {L_CHOICES}"
 OBJECTIVE = "best_val_acc (validation split, never test)"
-
-
-class TuneError(ValueError):
-    """Bad tuning request (exit 2)."""
 
 
 def frames_of(dataset: str) -> int:
@@ -68,9 +67,10 @@ def make_trial(
     dataset: str, params: dict, profile: str, T: int | None, method: str = "hsd", seed: int = 0
 ) -> S.Trial:
     """The resolved trial (HSD unless told otherwise) for one point of the search space."""
-    T = int(params.get("T") or T or S.MAIN_T.get(dataset) or 0)
+    table_T = S.T_LISTS["table"][profile].get(dataset, (0,))[0]
+    T = int(params.get("T") or T or table_T)
     if T < 1:
-        raise TuneError(f"no paper T for {dataset!r}; pass --T")
+        raise UsageError(f"no paper T for {dataset!r}; pass --T")
     cfg = RunConfig(
         method,
         dataset,
@@ -80,7 +80,7 @@ def make_trial(
         kd_lambda=float(params["kd_lambda"]),
         L=int(params["L"]),
     )
-    (trial,) = S.resolve_all([S.Trial("tune", method, cfg)])
+    (trial,) = S.resolve_all([S.Trial(cfg, (("tune", method),))])
     return trial
 
 
@@ -90,7 +90,7 @@ def objective(rows: list[dict]) -> float:
     if row.get("status") != "ok":
         return math.nan
     if row.get("best_val_acc") is None:
-        raise TuneError(
+        raise UsageError(
             "execute() rows carry no best_val_acc, so there is no validation objective; "
             "the method must set ctx.info['best_val_acc'] (never tune on test accuracy)"
         )
@@ -165,60 +165,35 @@ def _stored(store) -> dict[str, list[dict]]:
     }
 
 
-def tune_local(
-    dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method, progress=True
-):
+def tune_local(dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method):
     """Ask/tell loop in this process; returns the study."""
-    from tqdm.auto import tqdm
-
     study = open_study(opts.out_dir, dataset, multi)
     for p in _recover_stale(study):
         study.enqueue_trial(p)
     dists = distributions(dataset, multi)
     todo = max(0, n_trials - _finished(study))
-    bar = tqdm(
-        total=todo, unit="trial", desc=f"tune {dataset}", disable=not progress, file=sys.stderr
-    )
+    progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
     try:
         for _ in range(todo):
             ot = study.ask(dists)
             trial = make_trial(dataset, ot.params, profile, T, method)
-            bar.set_postfix_str(
-                f"λ={ot.params['kd_lambda']:.3g} L={ot.params['L']} T={trial.cfg.T}"
-            )
-            rows = run_trial(
-                trial,
-                out_dir=opts.out_dir,
-                root=opts.root,
-                cache_dir=opts.cache_dir,
-                device=opts.device,
-                retries=opts.retries,
-            )
+            progress.add(trial)
+            progress.start(trial.run_id, f"{trial.label()} {ot.params}")
+            rows = run_trial(trial, opts)
             rows = [{**r, "optuna_trial": ot.number} for r in rows]
-            store.append(rows)
-            if rows[0]["status"] == "ok" and not opts.keep_checkpoints:
-                drop_checkpoints(opts.out_dir, trial.run_id)
+            record(trial.label(), rows, store, opts, progress)
             study.tell(ot, values_of(rows, multi))
-            bar.update(1)
     finally:
-        bar.close()
+        progress.close()
     return study
 
 
 def _ray_trainable(config: dict, base: dict) -> None:
-    import torch
     from ray import tune
 
-    torch.set_num_threads(max(1, int(base["threads"])))
+    opts = ExecOptions.from_dict(base["opts"])
     trial = make_trial(base["dataset"], config, base["profile"], base["T"], base["method"])
-    rows = run_trial(
-        trial,
-        out_dir=base["out_dir"],
-        root=base["root"],
-        cache_dir=base["cache_dir"],
-        device=base["device"],
-        retries=base["retries"],
-    )
+    rows = run_trial(trial, opts)
     v = objective(rows)
     tune.report({"val_acc": v, "T": float(trial.cfg.T), "rows_json": json.dumps(rows)})
 
@@ -230,7 +205,6 @@ def tune_ray(
     import optuna
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
-    from tqdm.auto import tqdm
 
     from harness.executors import ray_exec
 
@@ -255,31 +229,23 @@ def tune_ray(
         import ray
 
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    bar = tqdm(
-        total=todo, unit="trial", desc=f"tune {dataset}", disable=not opts.progress, file=sys.stderr
-    )
+    progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
 
     class Collector(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if "rows_json" in result:
                 rows = json.loads(result["rows_json"])
                 if rows[0]["run_id"] not in store.finished_run_ids():  # a re-proposed point
-                    store.append(rows)
-                if rows[0].get("status") == "ok" and not opts.keep_checkpoints:
-                    drop_checkpoints(opts.out_dir, rows[0]["run_id"])
-                bar.update(1)
+                    label = f"tune {dataset} run {rows[0]['run_id']}"
+                    progress.cost[rows[0]["run_id"]] = 1
+                    record(label, rows, store, opts, progress)
 
     base = {
         "dataset": dataset,
         "method": method,
         "profile": profile,
         "T": T,
-        "out_dir": str(opts.out_dir),
-        "root": opts.root,
-        "cache_dir": opts.cache_dir,
-        "device": opts.device,
-        "retries": opts.retries,
-        "threads": cpus,
+        "opts": opts.to_dict(),
     }
     tuner = tune.Tuner(
         tune.with_resources(
@@ -296,12 +262,12 @@ def tune_ray(
     try:
         tuner.fit()
     finally:
-        bar.close()
+        progress.close()
     return open_study(opts.out_dir, dataset, multi)
 
 
-def summarize(study, dataset: str, multi: bool, T: int | None) -> dict[str, Any]:
-    """Best point (and the Pareto front with --multi-objective) of a finished study."""
+def best_of_study(study, multi: bool, T: int) -> dict[str, Any]:
+    """Best point (and the Pareto front with --multi-objective) of a finished study at T."""
     import optuna
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -320,7 +286,7 @@ def summarize(study, dataset: str, multi: bool, T: int | None) -> dict[str, Any]
         "best": {
             **t.params,
             "val_acc": t.value,
-            "T": int(T or S.MAIN_T[dataset]),
+            "T": int(T),
             "trial": t.number,
         }
     }
@@ -330,8 +296,9 @@ def main_from_args(args, argv) -> int:
     """`python -m harness.run --tune ...` (validation, store, tuning per dataset, best params)."""
     import time
 
-    from harness.run import UsageError, _abs, pick_executor
-    from harness.store import ResultStore, StoreError, write_provenance
+    from harness.cli import exec_options, prepare_data
+    from harness.store import ResultStore, write_provenance
+    from hsd.method import pick_device
 
     start = time.time()
     if args.sweep or args.use_best:
@@ -345,23 +312,26 @@ def main_from_args(args, argv) -> int:
         raise UsageError("--tune takes at most one --T (the inference T to tune at)")
     if args.multi_objective and args.T:
         raise UsageError("--multi-objective searches T itself; drop --T")
+    if args.seeds is not None:
+        raise UsageError("--tune runs seed 0 for every point; drop --seeds")
     datasets = list(args.datasets or S.DEFAULT_DATASETS)
     T = args.T[0] if args.T else None
     S.check_datasets(datasets)
-    for ds in datasets:  # every config resolvable before anything runs
-        make_trial(ds, {"kd_lambda": 1.0, "L": 16}, args.profile, T, method)
+    probes = []  # every config resolvable before anything runs
+    for ds in datasets:
+        probes.append(make_trial(ds, DEFAULT_POINT, args.profile, T, method))
         if args.multi_objective:
-            make_trial(
-                ds, {"kd_lambda": 1.0, "L": 16, "T": frames_of(ds) - 1}, args.profile, T, method
-            )
-    executor = pick_executor(args)
+            point = {**DEFAULT_POINT, "T": frames_of(ds) - 1}
+            probes.append(make_trial(ds, point, args.profile, T, method))
+    executor = pick_executor(args.executor)
     if args.dry_run:
         kind = "NSGA-II (accuracy, T)" if args.multi_objective else "TPE (accuracy)"
         print(
-            f"tune HSD on {', '.join(datasets)}: {args.trials} trials each, {kind}, "
-            f"kd_lambda log-uniform {LAMBDA_RANGE}, L in {L_CHOICES}, executor {executor}"
+            f"tune {method} on {', '.join(datasets)}: {args.trials} trials each, {kind}, "
+            f"space {SPACE_TEXT}, executor {executor}"
         )
         return 0
+    pick_device(args.device)
     if executor == "ray":
         from harness.executors import ray_exec
 
@@ -377,19 +347,11 @@ def main_from_args(args, argv) -> int:
             "multi": args.multi_objective,
         },
     }
-    try:
-        store = ResultStore.open(out, manifest)
-    except StoreError as err:
-        raise UsageError(str(err)) from None
-    opts = ExecOptions(
-        out_dir=out,
-        root=_abs(args.root),
-        cache_dir=_abs(args.cache_dir),
-        device=args.device,
-        retries=args.retries,
-        keep_checkpoints=args.keep_checkpoints,
-        progress=not args.no_progress,
-    )
+    store = ResultStore(out)
+    store.check_manifest(manifest)
+    prepare_data(probes, abs_path(args.root), abs_path(args.cache_dir))  # data present: exit 2
+    store.claim(manifest)
+    opts = exec_options(args, out)
     result: dict[str, Any] = {"objective": OBJECTIVE, "best": {}, "pareto": {}}
     path = out / "best_params.json"
     if path.exists():
@@ -411,14 +373,13 @@ def main_from_args(args, argv) -> int:
                     **kw,
                 )
             else:
-                study = tune_local(
-                    ds, args.trials, store, opts, progress=not args.no_progress, **kw
-                )
-            summary = summarize(study, ds, args.multi_objective, T)
-            if summary:
-                result["best"][ds] = summary["best"]
-                if "pareto" in summary:
-                    result["pareto"][ds] = summary["pareto"]
+                study = tune_local(ds, args.trials, store, opts, **kw)
+            ds_T = next(p.cfg.T for p in probes if p.cfg.dataset == ds)
+            best = best_of_study(study, args.multi_objective, T or ds_T)
+            if best:
+                result["best"][ds] = best["best"]
+                if "pareto" in best:
+                    result["pareto"][ds] = best["pareto"]
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
             os.replace(tmp, path)
@@ -436,8 +397,7 @@ def main_from_args(args, argv) -> int:
     )
     print(f"best parameters: {path}")
     for ds, b in result["best"].items():
-        print(
-            f"  {ds}: kd_lambda={b['kd_lambda']:.4g} L={b['L']} T={b['T']} val_acc={b['val_acc']:.4f}"
-        )
+        shown = " ".join(f"{k}={b[k]:.4g}" for k in ("kd_lambda", "tau") if k in b)
+        print(f"  {ds}: {shown} L={b['L']} T={b['T']} val_acc={b['val_acc']:.4f}")
     print(f"use them with: python -m harness.run --sweep <name> --use-best {path}")
     return 0

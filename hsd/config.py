@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES = ("smoke", "paper")
+from hsd.presets import PROFILES
+
 # Implemented in hsd.data.augment, named here so a config validates without importing the
 # data layer (tonic, scikit-learn, ...).
 AUGMENTATIONS = ("none", "flip_roll", "roll", "nda")
@@ -37,8 +38,8 @@ class RunConfig:
     frames: int | None = None
     pre_frames: int | None = None  # T_p: frames of the ANN pre-training window (HT methods)
     L: int | None = None  # QCFS quantization step
-    qcfs_lam: float | None = None  # initial QCFS threshold λ (paper: 8.0)
-    kd_lambda: float | None = None  # weight of the distillation term (HSD's λ)
+    qcfs_threshold: float | None = None  # initial QCFS threshold λ of every layer (paper: 8.0)
+    kd_lambda: float | None = None  # weight of the distillation term (HSD's λ_SKD, KD's λ)
     tau: float | None = None  # distillation temperature
     epochs: int | None = None  # SNN training / fine-tuning epochs
     pre_epochs: int | None = None  # ANN pre-training epochs (HT methods)
@@ -117,7 +118,7 @@ def validate(cfg: RunConfig) -> None:
             isinstance(cfg.L, int) and cfg.L >= 1,
             f"L (QCFS step) must be an integer >= 1, got {cfg.L!r}",
         )
-    for name in ("kd_lambda", "tau", "lr", "pre_lr", "qcfs_lam"):
+    for name in ("kd_lambda", "tau", "lr", "pre_lr", "qcfs_threshold"):
         v = getattr(cfg, name)
         if v is not None:
             ok = math.isfinite(v) and (v > 0 or (name == "kd_lambda" and v == 0))

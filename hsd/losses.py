@@ -1,6 +1,7 @@
 """Losses as pure functions of tensors (logits time-first: student ``[T, N, K]``).
 
 - ``mean_ce``: frame-averaged cross-entropy, HSD Eq. 5 (ANN temporal training) and TET's CE term.
+- ``ce_of_mean``: cross-entropy of the time-averaged logits (direct training's usual loss).
 - ``skd_loss``: step-wise KD, HSD Eq. 11/13 — a KL term per time step.
 - ``kd_loss``: vanilla Hinton KD on the time-averaged student (HSD Eq. 9/10), the Table 2/6
   "HT+KD" comparison.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kd_loss", "mean_ce", "skd_loss"]
+__all__ = ["ce_of_mean", "kd_loss", "mean_ce", "skd_loss"]
 
 
 def _check_target(target: torch.Tensor, n: int, k: int, fn: str) -> None:
@@ -40,6 +41,19 @@ def mean_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_target(target, N, K, "mean_ce")
         return F.cross_entropy(logits.reshape(T * N, K), target.long().repeat(T))
     raise ValueError(f"mean_ce: logits must be [N, K] or [T, N, K], got {tuple(logits.shape)}")
+
+
+def ce_of_mean(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the time-averaged logits of ``[T, N, K]``:
+
+        L = CE( (1/T)·Σ_t o_t , y )
+
+    (unlike ``mean_ce``, a confident step can make up for a wrong one).
+    """
+    if logits.dim() != 3:
+        raise ValueError(f"ce_of_mean: logits must be [T, N, K], got {tuple(logits.shape)}")
+    _check_target(target, logits.shape[1], logits.shape[2], "ce_of_mean")
+    return F.cross_entropy(logits.mean(0), target.long())
 
 
 def _check_kd(student, teacher, target, lam, tau, fn):

@@ -1,16 +1,18 @@
-"""What every training method implements, the one registry of methods, and `execute()`: the single
-entry point that turns a `RunConfig` into result rows (used by `hsd.train` and by the harness).
+"""What every training method implements, the one registry of methods, and `resolve()`.
 
-A method owns its recipe (which frames, which losses, which stages); the engine (`hsd.engine`) owns
-the loops, checkpoints and evaluation, so every method is trained and measured the same way.
+A method owns its recipe (which frames, which losses, which stages) and its presets (data, see
+`hsd.presets`); the engine (`hsd.engine`) owns the loops, checkpoints and evaluation, so every
+method is trained and measured the same way. `hsd.execute.execute` runs one resolved config.
+
+Methods are found by name in `METHODS`, whose providers load on demand from the ``hsd.methods``
+entry-point group (`hsd.registry`): HSD itself and this project's baselines register there in
+pyproject.toml, and any other installed package can add its own.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 
+from hsd import presets
 from hsd.config import ConfigError, RunConfig, validate
 from hsd.registry import Registry
 
@@ -39,18 +42,36 @@ class RunContext:
 class Method:
     """Base class of a training method. Subclasses set the class attributes and implement `run`.
 
-    `options` lists the method-specific options the method accepts with their defaults; any other
-    option is an error, so a misspelled option never silently does nothing.
+    - `options`: the method-specific options with their defaults; any other option is an error,
+      so a misspelled option never silently does nothing.
+    - `presets`: ``{profile: {field: value}}`` (`hsd.presets`), the method's recipe as data.
+    - `alias_of`: this name is another method under the name a paper uses (e.g. ``sts`` = ``tet``):
+      `resolve` rewrites it, so both names give one run id and one training.
+    - `any_t`: one trained model serves every inference T = t <= T (its rows at t are the cells at
+      T = t; e.g. DTS, trained on all frames and tested on the first t).
     """
 
     name: str = ""
     summary: str = ""
     neuron: str = "lif"
     options: dict[str, Any] = {}
+    presets: presets.Preset = {}
+    alias_of: str | None = None
+    any_t: bool = False
 
-    def defaults(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
-        """Values for the config fields the user left as None (profile- and dataset-aware)."""
-        raise NotImplementedError
+    def preset_layers(self, cfg: RunConfig) -> list[presets.Preset]:
+        """The preset tables that apply to `cfg` (later wins); an option may pick another table."""
+        return [self.presets]
+
+    def canonical(self, cfg: RunConfig, spec: Any) -> RunConfig:
+        """The config this method actually trains for `cfg` (default: `cfg` itself). A method
+        whose one model serves every T (`any_t`) trains the same run whatever T was asked."""
+        return cfg
+
+    def frame_plan(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
+        """Frames per sample and the pre-training window. Default: same-time-step training, the
+        whole event stream integrated into T frames."""
+        return {"frames": cfg.T, "pre_frames": 0}
 
     def check(self, cfg: RunConfig) -> None:
         """Method-specific validation of a resolved config; raise ConfigError to refuse it."""
@@ -60,36 +81,57 @@ class Method:
         raise NotImplementedError
 
 
-METHODS: Registry[Method] = Registry("method")
+def _instantiate(name: str, obj: Any) -> Method:
+    """An entry point of ``hsd.methods`` names a Method subclass (or an instance)."""
+    method = obj() if isinstance(obj, type) else obj
+    if not isinstance(method, Method):
+        raise TypeError(f"entry point {name!r} must name a hsd.method.Method subclass, got {obj!r}")
+    if method.name != name:
+        raise ValueError(f"entry point {name!r} names method {method.name!r}; use the same name")
+    return method
 
 
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: register one instance of a Method subclass under its `name`."""
-    METHODS.register(cls.name, cls())
-    return cls
+METHODS: Registry[Method] = Registry("method", group="hsd.methods", adapt=_instantiate)
+
+
+def preset_values(cfg: RunConfig, method: Method, spec: Any) -> dict[str, Any]:
+    """Every preset value for `cfg` (before the user's fields): the merge rule of `hsd.presets`."""
+    tables = [*presets.layers(presets.BASE, cfg.profile)]
+    for table in method.preset_layers(cfg):
+        tables += presets.layers(table, cfg.profile)
+    values = presets.merge(tables, spec)
+    values.update(method.frame_plan(cfg, spec))
+    return values
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
-    """Fill the unset fields from the method's preset and check the result.
+    """Fill the unset fields from the method's presets and check the result.
 
     Raises ConfigError (unknown method/dataset/option, impossible frame windows, ...) before any
     data is touched or any training starts.
     """
     from hsd.data import DATASETS  # the data layer is heavy to import; only needed here
 
-    if cfg.method not in METHODS:
-        raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS.names())}")
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.dataset!r}; valid: {', '.join(DATASETS.names())}")
+    return resolve_for(cfg, DATASETS[cfg.dataset])
+
+
+def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
+    """`resolve` for a given dataset spec (name, arch, default_frames, ...)."""
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS.names())}")
     method = METHODS[cfg.method]
-    spec = DATASETS[cfg.dataset]
     given = dict(cfg.options)
     unknown = sorted(set(given) - set(method.options))
     if unknown:
         valid = ", ".join(sorted(method.options)) or "none"
         raise ConfigError(f"method {cfg.method!r} takes no option {unknown}; its options: {valid}")
-    filled = {k: v for k, v in method.defaults(cfg, spec).items() if getattr(cfg, k) is None}
-    out = cfg.replace(**filled, options={**method.options, **given})
+    if method.alias_of:
+        return resolve_for(cfg.replace(method=method.alias_of), spec)
+    cfg = method.canonical(cfg.replace(options={**method.options, **given}), spec)
+    filled = {k: v for k, v in preset_values(cfg, method, spec).items() if getattr(cfg, k) is None}
+    out = cfg.replace(**filled)
     validate(out)
     method.check(out)
     return out
@@ -106,92 +148,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    if out.returncode != 0:
-        return "unknown"
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def execute(
-    cfg: RunConfig,
-    *,
-    root: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    device: str = "auto",
-    checkpoint_dir: str | Path | None = None,
-    on_epoch: EpochCallback | None = None,
-    progress: bool = False,
-) -> list[dict[str, Any]]:
-    """Run one config end to end; return one row per inference step t = 1..T.
-
-    Each row holds the resolved config, the metrics at t, and the provenance (run id, git commit,
-    device, neuron backend, wall time, peak memory). Divergence (NaN loss) and out-of-memory are
-    not caught here: the caller (the harness) records them as rows with a status.
-    """
-    from hsd.data import load_frames
-
-    cfg = resolve(cfg)
-    dev = pick_device(device)
-    seed_everything(cfg.seed)
-    t0 = time.perf_counter()
-    data = load_frames(
-        cfg.dataset,
-        frames=cfg.frames,
-        size=cfg.size,
-        root=root,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    ctx = RunContext(data=data, device=dev, checkpoint_dir=ckpt, on_epoch=on_epoch)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    evaluation = METHODS[cfg.method].run(cfg, ctx)
-    wall = time.perf_counter() - t0
-    from hsd.engine import peak_memory_mb
-
-    common = {
-        "run_id": cfg.run_id(),
-        **{k: v for k, v in cfg.to_dict().items() if k != "options"},
-        **{f"opt_{k}": v for k, v in cfg.options},
-        "status": "ok",
-        "git_commit": git_commit(),
-        "device": device_name(dev),
-        "torch": torch.__version__,
-        "wall_s": round(wall, 3),
-        "peak_mem_mb": peak_memory_mb(dev),
-        **ctx.info,
-    }
-    return [{**common, **row} for row in evaluation.rows(cfg)]

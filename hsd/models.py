@@ -26,7 +26,16 @@ from spikingjelly.activation_based import layer as sj_layer
 from hsd.neurons import NEURONS, QCFS, make_neuron
 from hsd.registry import Registry
 
-__all__ = ["MODELS", "SpecNet", "VotingLayer", "build_model", "count_parameters", "snn5", "vgg_snn"]
+__all__ = [
+    "MODELS",
+    "SpecNet",
+    "VotingLayer",
+    "build_model",
+    "count_parameters",
+    "model_for_run",
+    "snn5",
+    "vgg_snn",
+]
 
 # VGG-SNN of TET (Deng et al. 2022): 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-
 # 512C3-512C3-AP2; pooling after blocks 2, 4, 6, 8.
@@ -279,7 +288,7 @@ def snn5(
     return SpecNet(nn.Sequential(*layers), classifier, spec, frozenset(extra_idx))
 
 
-MODELS: Registry = Registry("architecture")
+MODELS: Registry = Registry("architecture", group="hsd.models")
 MODELS.register("vgg", vgg_snn)
 MODELS.register("snn5", snn5)
 
@@ -322,3 +331,19 @@ def count_parameters(model: nn.Module, include_thresholds: bool = False) -> int:
             continue
         n += sum(p.numel() for p in mod.parameters(recurse=False))
     return n
+
+
+def model_for_run(cfg, spec, neuron: str, block_extra: BlockExtra | None = None) -> SpecNet:
+    """The architecture of dataset `spec` at the run's size and width, with activation `neuron`
+    ("qcfs" gives the 2-D ANN, any spiking kind the SNN)."""
+    return build_model(
+        spec.arch,
+        num_classes=spec.num_classes,
+        in_channels=2,
+        size=cfg.size,
+        width=cfg.width,
+        neuron=neuron,
+        L=cfg.L or 16,
+        block_extra=block_extra,
+        neuron_kw={"lam": cfg.qcfs_threshold or 8.0} if neuron == "qcfs" else None,
+    )

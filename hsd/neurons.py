@@ -38,7 +38,6 @@ __all__ = [
     "QCFS",
     "ConvertedIFNode",
     "NEURONS",
-    "SPIKING_KINDS",
     "is_spiking_neuron",
     "make_neuron",
     "neuron_backend",
@@ -225,14 +224,12 @@ def _make_if_lean(v_threshold: float = 1.0, surrogate_function=None, detach_rese
     return LeanIFNode(_check_threshold(v_threshold), detach_reset=detach_reset)
 
 
-NEURONS: Registry = Registry("neuron")
+# Other packages add kinds through the "hsd.neurons" entry-point group (hsd.registry).
+NEURONS: Registry = Registry("neuron", group="hsd.neurons")
 NEURONS.register("if", _make_if)
 NEURONS.register("if-lean", _make_if_lean)
 NEURONS.register("lif", _make_lif)
 NEURONS.register("if-converted", _make_if_converted)
-
-#: kinds that build an SNN; "qcfs" is the only ANN activation.
-SPIKING_KINDS = tuple(NEURONS.names())
 
 
 def make_neuron(kind: str, **kw) -> nn.Module:

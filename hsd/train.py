@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,14 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_writable(path: Path) -> None:
+    """Refuse an --out that cannot be written before anything trains."""
+    parent = path.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"--out {path}: {probe} is a file, not a folder; choose another --out")
+    if not os.access(probe, os.W_OK):
+        raise ConfigError(f"--out {path}: {probe} is not writable; choose another --out")
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; name a .json file")
+
+
 def main(argv: list[str] | None = None) -> int:
-    import baselines  # noqa: F401  (registers every method, hsd included)
     from hsd.data import DatasetError
-    from hsd.method import execute
+    from hsd.execute import execute
+    from hsd.method import pick_device, resolve
     from hsd.progress import EpochBar
 
     args = build_parser().parse_args(argv)
     try:
+        check_writable(Path(args.out))
+        pick_device(args.device)
         cfg = RunConfig(
             method=args.method,
             dataset=args.dataset,
@@ -110,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             options=dict(parse_option(o) for o in args.option),
             **{k: getattr(args, k) for k in FIELDS},
         )
+        cfg = resolve(cfg)
         with EpochBar() as bar:
             rows = execute(
                 cfg,

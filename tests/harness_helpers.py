@@ -1,9 +1,10 @@
 """Shared fixtures of the harness tests (sweeps, executors, tuning). Test modules import
 `data_env_fixture`, which pytest then offers as the fixture ``data_env``.
 
-The fake methods of `tests/fake_methods.py` reach CLI subprocesses and Ray workers through the
-test hook ``HSD_EXTRA_METHODS``; the simulated n-digits set is generated once per session into a
-temporary data dir (reuse one across sessions by exporting HSD_DATA_DIR / HSD_CACHE_DIR).
+The fake methods (`tests/plugins/hsd_test_methods`, a plugin distribution with ``hsd.methods``
+entry points) reach CLI subprocesses and Ray workers through ``PYTHONPATH``; the simulated n-digits
+set is generated once per session into a temporary data dir (reuse one across sessions by
+exporting HSD_DATA_DIR / HSD_CACHE_DIR).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+PLUGINS = REPO / "tests" / "plugins"
+for _p in (REPO, PLUGINS):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 
 @pytest.fixture(scope="session", name="data_env")
@@ -28,13 +31,13 @@ def data_env_fixture(tmp_path_factory):
     env = {
         "HSD_DATA_DIR": os.environ.get("HSD_DATA_DIR", str(base / "data")),
         "HSD_CACHE_DIR": os.environ.get("HSD_CACHE_DIR", str(base / "cache")),
-        "HSD_EXTRA_METHODS": "tests.fake_methods",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), str(PLUGINS), os.environ.get("PYTHONPATH")])
+        ),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    import tests.fake_methods  # noqa: F401  (registers fake, fake-fail in this process)
     from hsd.data import load_frames
 
     load_frames("n-digits", frames=10, size=8)

@@ -173,7 +173,6 @@ def test_roll_never_flips_so_mirror_gestures_keep_their_label():
 
 
 def test_gesture_sets_are_never_flipped_by_default():
-    import baselines  # noqa: F401
     from hsd.config import RunConfig
     from hsd.method import resolve
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-import baselines
 import baselines.common
 import baselines.kd
-import hsd.recipe
-from baselines.direct import ce_of_mean
+import hsd.hsd_method
+import hsd.hybrid
 from baselines.kd import feature_kd, kdsnn_loss
 from baselines.tet import tet_loss
-from hsd.config import ConfigError, RunConfig, validate
-from hsd.method import METHODS, RunContext, resolve
+from hsd.config import ConfigError, RunConfig
+from hsd.losses import ce_of_mean
+from hsd.method import METHODS, RunContext, preset_values, resolve, resolve_for
 
 EXPECTED = {"tet", "sltt", "sltt-k", "tcja", "kd-response", "kd-feature", "kd-both", "sts", "dts"}
 # (method, options): every registered method, plus the "with HT" variants.
@@ -72,8 +72,7 @@ def tiny_data(frames: int, size: int = 16, classes: int = 3, n: int = 6):
 
 
 def tiny_cfg(name: str, options: dict, T: int = 2) -> RunConfig:
-    """resolve() without the dataset registry: the method's defaults for the tiny spec."""
-    method = METHODS[name]
+    """resolve() without the dataset registry: the method's presets for the tiny spec."""
     spec = tiny_data(4).spec
     cfg = RunConfig(
         method=name,
@@ -86,11 +85,7 @@ def tiny_cfg(name: str, options: dict, T: int = 2) -> RunConfig:
         batch_size=4,
         options=options,
     )
-    filled = {k: v for k, v in method.defaults(cfg, spec).items() if getattr(cfg, k) is None}
-    cfg = cfg.replace(**filled, options={**method.options, **options})
-    validate(cfg)
-    method.check(cfg)
-    return cfg
+    return resolve_for(cfg, spec)
 
 
 class GradSpy:
@@ -99,7 +94,7 @@ class GradSpy:
 
     def __init__(self, monkeypatch):
         self.stages, self.missing, self.losses = [], {}, []
-        for mod in (baselines.common, hsd.recipe):
+        for mod in (baselines.common, hsd.hsd_method, hsd.hybrid):
             real = mod.fit
             monkeypatch.setattr(mod, "fit", self.wrap(real))
 
@@ -136,14 +131,29 @@ def run_tiny(name, options, monkeypatch, seed=0):
     spy = GradSpy(monkeypatch)
     ctx = RunContext(data=data, device=torch.device("cpu"))
     torch.manual_seed(cfg.seed)
-    ev = METHODS[name].run(cfg, ctx)
+    ev = METHODS[cfg.method].run(cfg, ctx)
     monkeypatch.undo()
     return ev, ctx, spy
 
 
 def test_registry_has_every_baseline_and_hsd():
-    assert EXPECTED | {"hsd", "ce"} <= set(baselines.METHODS.names())
-    assert baselines.METHODS is METHODS
+    assert EXPECTED | {"hsd", "ce"} <= set(METHODS.names())
+    # every one of them comes from an entry point, as another package's method would
+    assert set(METHODS.providers()) >= EXPECTED | {"hsd", "ce"}
+
+
+def test_sts_is_tet_one_run_id():
+    sts = resolve(RunConfig(method="sts", dataset="n-digits", T=3))
+    tet = resolve(RunConfig(method="tet", dataset="n-digits", T=3))
+    assert sts == tet and sts.method == "tet" and sts.run_id() == tet.run_id()
+    with pytest.raises(ConfigError, match="takes no option"):  # STS has no HT variant
+        resolve(RunConfig(method="sts", dataset="n-digits", T=3, options={"ht": True}))
+
+
+def test_dts_is_one_run_for_every_T():
+    ids = {resolve(RunConfig(method="dts", dataset="n-digits", T=T)).run_id() for T in (1, 3, 5)}
+    assert len(ids) == 1
+    assert resolve(RunConfig(method="dts", dataset="n-digits", T=1)).T == 10
 
 
 @pytest.mark.parametrize("name,options", CASES, ids=[f"{n}{'+ht' if o else ''}" for n, o in CASES])
@@ -153,13 +163,17 @@ def test_method_trains_with_gradients_everywhere_and_is_deterministic(name, opti
     for stage, missing in spy.missing.items():
         assert missing == [], f"{name} stage {stage}: no gradient for {missing}"
     assert all(math.isfinite(v) for v in spy.losses)
-    assert ev.T == 2 and np.isfinite(ev.acc).all()
-    assert ctx.info["neuron"] == METHODS[name].neuron or options.get("ht")
+    assert ev.T == (4 if name == "dts" else 2) and np.isfinite(ev.acc).all()
+    assert ctx.info["neuron"] == METHODS[cfg_method(name)].neuron or options.get("ht")
     if options.get("ht"):
         assert ctx.info["neuron"] == "if-converted"
     ev2, _, spy2 = run_tiny(name, options, monkeypatch)
     np.testing.assert_array_equal(ev.acc, ev2.acc)
     assert spy.losses == spy2.losses
+
+
+def cfg_method(name: str) -> str:
+    return METHODS[name].alias_of or name
 
 
 def test_kd_teacher_is_frozen(monkeypatch):
@@ -199,8 +213,10 @@ def test_tet_loss_by_hand():
     y = torch.tensor([0])
     ce = (math.log(1 + math.exp(-1)) + math.log(2)) / 2
     mse = (0 + 1 + 1 + 1) / 4  # (o - φ)² with φ = 1
-    assert tet_loss(logits, y, lam=0.5, phi=1.0).item() == pytest.approx(0.5 * ce + 0.5 * mse)
-    assert tet_loss(logits, y, lam=0.0).item() == pytest.approx(ce)
+    assert tet_loss(logits, y, mse_weight=0.5, phi=1.0).item() == pytest.approx(
+        0.5 * ce + 0.5 * mse
+    )
+    assert tet_loss(logits, y, mse_weight=0.0).item() == pytest.approx(ce)
     assert tet_loss(logits, y).item() == pytest.approx((1 - 1e-3) * ce + 1e-3 * mse)
     with pytest.raises(ValueError, match=r"\[T, N, K\]"):
         tet_loss(logits[0], y)
@@ -239,20 +255,34 @@ def test_kdsnn_losses_by_hand():
 def test_frames_per_method():
     assert tiny_cfg("sts", {}).frames == 2  # the stream integrated into T frames
     dts = tiny_cfg("dts", {})
-    assert (dts.frames, dts.T) == (4, 2)  # trained on F_total, tested on the first T
+    assert (dts.frames, dts.T) == (4, 4)  # trained on F_total, tested on the first t, every t
     ht = tiny_cfg("tet", {"ht": True})
     assert (ht.frames, ht.pre_frames, ht.neuron) == (4, 2, "if-converted")
 
 
 def test_paper_presets_carry_the_authors_recipes():
     spec = tiny_data(4).spec
-    cfg = RunConfig(method="sltt", dataset="tiny", T=5, profile="paper")
-    d = METHODS["sltt"].defaults(cfg, spec)
+
+    def presets(name, **kw):
+        cfg = RunConfig(method=name, dataset="tiny", T=5, profile="paper", **kw)
+        return preset_values(cfg.replace(options=METHODS[name].options), METHODS[name], spec)
+
+    d = presets("sltt")
     assert (d["lr"], d["epochs"], d["batch_size"], d["neuron"]) == (0.05, 300, 128, "sltt")
-    d = METHODS["tet"].defaults(cfg.replace(method="tet"), spec)
+    d = presets("tet")
     assert (d["lr"], d["weight_decay"], d["batch_size"], d["neuron"]) == (1e-3, 0.0, 128, "lif")
-    d = METHODS["tcja"].defaults(cfg.replace(method="tcja"), spec)
+    d = presets("tcja")
     assert (d["lr"], d["epochs"], d["batch_size"]) == (1e-3, 1024, 16)
+
+
+def test_smoke_presets_are_explicit_data_not_value_swaps():
+    """The Adam-1e-3 recipes run 3e-3 on smoke because their smoke preset says so."""
+    spec = tiny_data(4).spec
+    for name in ("tet", "tcja", "dts"):
+        cfg = RunConfig(method=name, dataset="tiny", T=2).replace(options=METHODS[name].options)
+        assert preset_values(cfg, METHODS[name], spec)["lr"] == 3e-3
+    cfg = RunConfig(method="sltt", dataset="tiny", T=2, options={"ht": False})
+    assert preset_values(cfg, METHODS["sltt"], spec)["lr"] == 0.05  # SGD keeps its own
 
 
 def test_unknown_method_and_option_are_refused():
@@ -283,7 +313,7 @@ def data_dirs(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,options", CASES, ids=[f"{n}{'+ht' if o else ''}" for n, o in CASES])
 def test_execute_end_to_end_on_n_digits(name, options, data_dirs):
-    from hsd.method import execute
+    from hsd.execute import execute
 
     root, cache = data_dirs
     cfg = RunConfig(
@@ -299,7 +329,8 @@ def test_execute_end_to_end_on_n_digits(name, options, data_dirs):
         options=options,
     )
     rows = execute(cfg, root=root, cache_dir=cache, device="cpu")
-    assert [r["t"] for r in rows] == [1, 2]
+    assert [r["t"] for r in rows] == list(range(1, resolve(cfg).T + 1))  # dts: every t
     assert all(r["status"] == "ok" and 0.0 <= r["acc"] <= 1.0 for r in rows)
-    assert rows[0]["neuron"] == ("if-converted" if options.get("ht") else METHODS[name].neuron)
+    expected = "if-converted" if options.get("ht") else METHODS[cfg_method(name)].neuron
+    assert rows[0]["neuron"] == expected
     assert all(r[f"opt_{k}"] == v for r in rows for k, v in options.items())

@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-import baselines  # noqa: F401  (registers every method)
-from hsd import recipe
+from hsd import hsd_method
 from hsd.config import ConfigError, RunConfig
 from hsd.data import ht_partition, load_frames
 from hsd.engine import Stage, fit, make_optimizer
-from hsd.method import RunContext, execute, resolve
-from hsd.pipeline import window_batches
+from hsd.batches import window_batches
+from hsd.execute import execute
+from hsd.method import RunContext, resolve
 from hsd.train import main as train_main
 
 # Small enough to run in seconds on one CPU thread, large enough to learn.
@@ -46,11 +46,11 @@ def test_teacher_is_frozen_and_untouched_by_fine_tuning(dirs):
         cache_dir=dirs["cache_dir"],
     )
     ctx = RunContext(data=data, device=torch.device("cpu"))
-    teacher, snn = recipe.pretrain_and_convert(cfg, ctx)
+    teacher, snn = hsd_method.pretrain_and_convert(cfg, ctx)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     _, window = ht_partition(cfg.frames, cfg.pre_frames, cfg.T)
     train, val, _ = window_batches(cfg, ctx, window, stage="finetune", augment="flip_roll")
-    loss = recipe.distill_loss("skd", teacher, cfg.kd_lambda, cfg.tau)
+    loss = hsd_method.distill_loss("skd", teacher, cfg.kd_lambda, cfg.tau)
     fit(
         Stage(
             "finetune",

@@ -1,4 +1,4 @@
-"""The run CLI with the local executor, end to end on fake fast methods (tests/fake_methods.py):
+"""The run CLI with the local executor, end to end on fake fast methods (tests/plugins/hsd_test_methods):
 rows, resume after kill -9, retries, dry-run, bad-input exit codes."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 from harness_helpers import REPO, counter_lines, data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
 
-BASE = ["--sweep", "latency", "--executor", "local", "--profile", "smoke", "--datasets", "n-digits"]
+BASE = ["--sweep", "latency", "--executor", "local", "--datasets", "n-digits", "--seeds", "1"]
 
 
 def test_tiny_sweep_writes_one_row_per_t_and_provenance(data_env, tmp_path):
@@ -109,7 +109,7 @@ def test_kill_9_then_rerun_resumes_without_repeating_finished_runs(data_env, tmp
 def test_dry_run_lists_the_grid_with_cost(data_env, tmp_path):
     cp = run_cli([*BASE, "--methods", "fake", "--T", "1,2", "--dry-run", "--out", tmp_path / "o"])
     assert cp.returncode == 0, cp.stderr
-    lines = [ln for ln in cp.stdout.splitlines() if ln.strip().startswith("fake ")]
+    lines = [ln for ln in cp.stdout.splitlines() if ln.strip().startswith("latency:fake ")]
     assert len(lines) == 2 and all(ln.rstrip().endswith("todo") for ln in lines)
     # cost = epochs x (frames - T_p) = 3 x 9 per run with the fake's defaults
     assert "estimated cost of the runs still to do: 54 epoch-frames" in cp.stdout

@@ -115,7 +115,7 @@ def test_sweep_on_a_two_node_cluster_via_address(data_env, tmp_path, two_node_cl
     cp = run_cli(
         ["--sweep", "latency", "--executor", "ray", "--address", two_node_cluster,
          "--datasets", "n-digits", "--methods", "fake", "--T", "1,2,3,4", "--cpus-per-trial", "1",
-         "--out", out, "--no-report"],
+         "--seeds", "1", "--out", out, "--no-report"],
         env_extra={**NO_AUTH, "HSD_FAKE_EPOCH_S": "0.5"},
     )  # fmt: skip
     assert cp.returncode == 0, cp.stderr

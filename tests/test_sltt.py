@@ -7,7 +7,8 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from baselines.sltt import SLTTNode, make_sltt_step, sltt_step_loss
+from baselines.sltt import make_sltt_step, sltt_step_loss
+from baselines.sltt_neuron import SLTTNode
 from baselines.tet import tet_loss
 from hsd.models import vgg_snn
 
@@ -53,12 +54,12 @@ def test_sltt_step_loss_by_hand():
     o = torch.tensor([[1.0, 0.0]])
     y = torch.tensor([0])
     ce = math.log(1 + math.exp(-1.0))
-    one_hot = sltt_step_loss(o, y, T=2, lam=0.5, mse_target="onehot").item()
-    const = sltt_step_loss(o, y, T=2, lam=0.5, mse_target="const").item()
+    one_hot = sltt_step_loss(o, y, T=2, mse_weight=0.5, mse_target="onehot").item()
+    const = sltt_step_loss(o, y, T=2, mse_weight=0.5, mse_target="const").item()
     assert one_hot == pytest.approx((0.5 * ce + 0.5 * 0.0) / 2, rel=1e-6)
     assert const == pytest.approx((0.5 * ce + 0.5 * 0.5) / 2, rel=1e-6)
     with pytest.raises(ValueError, match="onehot"):
-        sltt_step_loss(o, y, T=2, lam=0.5, mse_target="zeros")
+        sltt_step_loss(o, y, T=2, mse_weight=0.5, mse_target="zeros")
 
 
 class SavedBytes:

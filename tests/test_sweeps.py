@@ -8,13 +8,14 @@ import pytest
 from harness_helpers import data_env_fixture  # noqa: F401 (fixture)
 
 from harness import sweeps as S
-from harness.trial import run_trial
-from hsd.config import RunConfig
+from harness.executors import ExecOptions
+from harness.trial import EnvironmentFailure, run_trial
+from hsd.config import ConfigError, RunConfig
 
 
 def test_latency_grid_is_datasets_x_T_x_methods_x_seeds():
     trials = S.expand(
-        "latency", datasets=["n-digits"], methods=["hsd", "sts"], T=[1, 2, 3], seeds=2
+        ["latency"], datasets=["n-digits"], methods=["hsd", "sts"], T=[1, 2, 3], seeds=2
     )
     assert len(trials) == 1 * 3 * 2 * 2
     assert {(t.variant, t.cfg.T, t.cfg.seed) for t in trials} == {
@@ -23,17 +24,44 @@ def test_latency_grid_is_datasets_x_T_x_methods_x_seeds():
     assert all(t.sweep == "latency" and t.variant == t.cfg.method for t in trials)
 
 
-def test_default_latency_grid_per_profile():
-    smoke = S.expand("latency")
+def test_default_latency_grid_serves_figure2_and_table1_without_extra_cells():
+    smoke = S.expand(["latency"])
     assert {t.cfg.dataset for t in smoke} == set(S.DEFAULT_DATASETS)
-    assert len(smoke) == sum(len(S.T_GRID["smoke"][d]) for d in S.DEFAULT_DATASETS) * 6
-    paper = S.expand("latency", datasets=["cifar10-dvs"], profile="paper")
+    per = {}
+    for t in smoke:
+        per.setdefault((t.cfg.dataset, t.variant), set()).add(t.cfg.T)
+    # Figure 2's methods walk the grid; Table 1's only at Table 1's T
+    assert per["n-digits", "hsd"] == per["n-digits", "dts"] == {1, 3, 5}
+    assert per["n-digits", "sltt"] == per["n-digits", "tcja"] == {5}
+    assert {t.cfg.seed for t in smoke} == {0, 1, 2}  # 3 seeds by default
+    paper = S.expand(["latency"], datasets=["cifar10-dvs"], methods=["hsd"], profile="paper")
     assert sorted({t.cfg.T for t in paper}) == list(range(1, 10))  # T <= F_total - 1
-    assert len(paper) == 9 * 6 * 3  # 3 seeds by default on the paper profile
+    assert len(paper) == 9 * 3
+
+
+def test_shared_runs_train_once_and_serve_every_cell():
+    """sts = tet (one run id), DTS once for every T, and --sweep all shares runs across tables."""
+    trials = S.resolve_all(
+        S.expand(
+            ["latency"], datasets=["n-digits"], methods=["hsd", "sts", "tet", "dts"],
+            T=[1, 3, 5], seeds=1,
+        )
+    )  # fmt: skip
+    by = {}
+    for t in trials:
+        by.setdefault(t.cfg.method, []).append(t)
+    assert len(by["hsd"]) == 3 and len(by["tet"]) == 3 and len(by["dts"]) == 1
+    assert "sts" not in by  # an alias of tet
+    assert all(set(t.cells) == {("latency", "sts"), ("latency", "tet")} for t in by["tet"])
+    every = S.resolve_all(S.expand(["latency", "ablation", "quantization"], datasets=["n-digits"]))
+    hsd5 = [t for t in every if t.cfg.method == "hsd" and t.cfg.T == 5 and t.cfg.seed == 0]
+    shared = [t for t in hsd5 if ("ablation", "HT+SKD") in t.cells]
+    assert len(shared) == 1
+    assert {("latency", "hsd"), ("quantization", "L=16")} <= set(shared[0].cells)
 
 
 def test_table_sweeps_use_the_paper_T_and_the_contract_variants():
-    abl = S.expand("ablation", datasets=["n-digits", "sim-gestures"])
+    abl = S.expand(["ablation"], datasets=["n-digits", "sim-gestures"], seeds=1)
     assert {(t.cfg.dataset, t.cfg.T) for t in abl} == {("n-digits", 5), ("sim-gestures", 10)}
     got = {t.variant: dict(t.cfg.options) for t in abl if t.cfg.dataset == "n-digits"}
     assert got == {
@@ -43,16 +71,16 @@ def test_table_sweeps_use_the_paper_T_and_the_contract_variants():
         "HT+KD": {"ht": True, "distill": "kd"},
         "HT+SKD": {"ht": True, "distill": "skd"},
     }
-    q = S.expand("quantization", datasets=["n-digits"])
+    q = S.expand(["quantization"], datasets=["n-digits"], seeds=1)
     assert [(t.variant, t.cfg.L) for t in q] == [(f"L={L}", L) for L in (4, 8, 16, 32)]
-    ht = S.expand("ht", datasets=["n-digits"])
+    ht = S.expand(["ht"], datasets=["n-digits"], seeds=1)
     assert [(t.variant, t.cfg.method, t.cfg.option("ht")) for t in ht] == [
         ("TET w/o HT", "tet", False),
         ("TET w/ HT", "tet", True),
         ("SLTT w/o HT", "sltt", False),
         ("SLTT w/ HT", "sltt", True),
     ]
-    kd = S.expand("kd", datasets=["n-digits"], T=[4])
+    kd = S.expand(["kd"], datasets=["n-digits"], T=[4], seeds=1)
     assert [(t.variant, t.cfg.method, t.cfg.T) for t in kd] == [
         ("baseline", "sts", 4),
         ("response", "kd-response", 4),
@@ -64,31 +92,42 @@ def test_table_sweeps_use_the_paper_T_and_the_contract_variants():
 @pytest.mark.parametrize(
     "kw, msg",
     [
-        ({"sweep": "nope"}, "unknown training sweep"),
         ({"sweep": "latency", "profile": "huge"}, "unknown profile"),
         ({"sweep": "latency", "seeds": 0}, "--seeds must be >= 1"),
-        ({"sweep": "ablation", "methods": ["hsd"]}, "latency sweep only"),
         ({"sweep": "ablation", "datasets": ["mystery"]}, "no default T"),
     ],
 )
 def test_expand_rejects_bad_requests(kw, msg):
     sweep = kw.pop("sweep")
     with pytest.raises(S.SweepError, match=msg):
-        S.expand(sweep, **kw)
+        S.expand([sweep], **kw)
+
+
+def test_unknown_sweep_names_the_valid_ones():
+    with pytest.raises(S.SweepError, match="valid: latency.*all"):
+        S.sweep_names("nope")
+    assert S.sweep_names("all") == list(S.SWEEPS)
+
+
+def test_sweep_registry_is_the_one_source_of_variant_orders():
+    from harness import aggregate
+
+    assert aggregate.VARIANT_ORDER["ablation"] == ("none", "HT", "SKD", "HT+KD", "HT+SKD")
+    assert aggregate.LATENCY_ORDER == S.SWEEPS["latency"].order
 
 
 def test_best_params_apply_to_hsd_only_and_keep_the_quantization_variable():
     best = {"n-digits": {"kd_lambda": 0.3, "L": 8}}
-    lat = S.expand("latency", datasets=["n-digits"], methods=["hsd", "sts"], T=[2], best=best)
+    lat = S.expand(["latency"], datasets=["n-digits"], methods=["hsd", "sts"], T=[2], best=best)
     by = {t.variant: t.cfg for t in lat}
     assert (by["hsd"].kd_lambda, by["hsd"].L) == (0.3, 8)
     assert (by["sts"].kd_lambda, by["sts"].L) == (None, None)
-    q = S.expand("quantization", datasets=["n-digits"], best=best)
+    q = S.expand(["quantization"], datasets=["n-digits"], best=best, seeds=1)
     assert [t.cfg.L for t in q] == [4, 8, 16, 32] and {t.cfg.kd_lambda for t in q} == {0.3}
 
 
 def test_trial_round_trip_keeps_the_run_id():
-    t = S.Trial("ablation", "HT", RunConfig("hsd", "n-digits", 5, options={"ht": True}))
+    t = S.Trial(RunConfig("hsd", "n-digits", 5, options={"ht": True}), (("ablation", "HT"),))
     back = S.Trial.from_dict(t.to_dict())
     assert back == t and back.run_id == t.run_id
 
@@ -99,11 +138,13 @@ def test_trial_cost_counts_epoch_frames():
 
 
 def test_resolve_all_validates_before_running_and_dedupes(data_env):
-    good = S.expand("latency", datasets=["n-digits"], methods=["fake"], T=[1, 2], seeds=1)
+    good = S.expand(["latency"], datasets=["n-digits"], methods=["fake"], T=[1, 2], seeds=1)
     resolved = S.resolve_all(good + good)  # the same configs twice: kept once
     assert [t.cfg.T for t in resolved] == [1, 2]
     assert all(t.cfg.frames == 10 and t.cfg.epochs == 3 for t in resolved)
-    bad = S.expand("latency", datasets=["n-digits"], methods=["fake", "nosuch"], T=[2, 10])
+    bad = S.expand(
+        ["latency"], datasets=["n-digits"], methods=["fake", "nosuch"], T=[2, 10], seeds=1
+    )
     with pytest.raises(S.SweepError) as err:
         S.resolve_all(bad)
     text = str(err.value)
@@ -121,7 +162,11 @@ def test_params_rows_count_the_paper_architectures(data_env):
 
 
 def _trial():
-    return S.Trial("latency", "fake", RunConfig("fake", "n-digits", 3, frames=10, epochs=1))
+    return S.Trial(RunConfig("fake", "n-digits", 3, frames=10, epochs=1), (("latency", "fake"),))
+
+
+def _opts(tmp_path, retries=1):
+    return ExecOptions(out_dir=tmp_path, retries=retries)
 
 
 @pytest.mark.parametrize(
@@ -138,7 +183,7 @@ def test_run_trial_maps_exceptions_to_rows(tmp_path, exc, status, calls):
         seen.append(kw["checkpoint_dir"])
         raise exc
 
-    rows = run_trial(_trial(), out_dir=tmp_path, retries=2, execute=execute)
+    rows = run_trial(_trial(), _opts(tmp_path, retries=2), execute=execute)
     assert len(seen) == calls and len(set(seen)) == 1  # every retry resumes the same checkpoints
     assert seen[0] == tmp_path.resolve() / "checkpoints" / _trial().run_id
     (row,) = rows
@@ -160,7 +205,7 @@ def test_run_trial_diverged_and_torch_oom(tmp_path):
         def execute(cfg, _e=exc, **kw):
             raise _e
 
-        assert run_trial(_trial(), out_dir=tmp_path, execute=execute)[0]["status"] == status
+        assert run_trial(_trial(), _opts(tmp_path), execute=execute)[0]["status"] == status
 
 
 def test_run_trial_recovers_on_retry(tmp_path):
@@ -172,6 +217,16 @@ def test_run_trial_recovers_on_retry(tmp_path):
             raise RuntimeError("transient")
         return [{"run_id": cfg.run_id(), "t": t, "acc": 0.5, "status": "ok"} for t in (1, 2, 3)]
 
-    rows = run_trial(_trial(), out_dir=tmp_path, retries=1, execute=execute)
+    rows = run_trial(_trial(), _opts(tmp_path), execute=execute)
     assert [r["t"] for r in rows] == [1, 2, 3] and {r["attempts"] for r in rows} == {2}
     assert {r["variant"] for r in rows} == {"fake"}
+
+
+def test_environment_failures_leave_no_row(tmp_path):
+    """A device or data problem is not a result of the run: it raises, nothing is stored."""
+
+    def execute(cfg, **kw):
+        raise ConfigError("device 'cuda' requested but no CUDA device is available")
+
+    with pytest.raises(EnvironmentFailure, match="no CUDA device"):
+        run_trial(_trial(), _opts(tmp_path), execute=execute)

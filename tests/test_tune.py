@@ -41,10 +41,12 @@ def test_local_tuning_picks_the_best_validation_point_and_resumes(data_env, tmp_
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 5
     assert len({r["run_id"] for r in read_rows(out)}) == len(read_rows(out)) // 5  # T=5 rows each
     # The tuned values feed later sweeps.
-    got = R._load_best(str(out / "best_params.json"))
+    got = R.load_best(str(out / "best_params.json"))
     b = got["n-digits"]
     assert b["val_acc"] == max(r["best_val_acc"] for r in read_rows(out))
-    (t,) = S.expand("latency", datasets=["n-digits"], methods=["hsd"], T=[2], best=got)
+    (t,) = S.expand(
+        ["latency"], datasets=["n-digits"], methods=["hsd"], T=[2], seeds=1, best=got
+    )
     assert (t.cfg.kd_lambda, t.cfg.L) == (b["kd_lambda"], b["L"])
 
 
@@ -54,18 +56,8 @@ def test_a_trial_left_running_by_a_killed_driver_is_failed_and_rerun(data_env, t
     study = TU.open_study(out, "n-digits", False)
     stale = study.ask(TU.distributions("n-digits", False))  # never told: the driver "died"
     store = ResultStore.open(out, {"sweep": "tune", "args": {}})
-    opts = ExecOptions(out_dir=out)
-    TU.tune_local(
-        "n-digits",
-        2,
-        store,
-        opts,
-        profile="smoke",
-        T=None,
-        multi=False,
-        method="fake",
-        progress=False,
-    )
+    opts = ExecOptions(out_dir=out, progress=False)
+    TU.tune_local("n-digits", 2, store, opts, profile="smoke", T=None, multi=False, method="fake")
     trials = _study(out).trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == stale.params  # re-enqueued, so its checkpoints would be reused

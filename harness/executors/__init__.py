@@ -8,7 +8,7 @@ Both share `ExecOptions` and the contract: the driver is the only writer of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -18,6 +18,8 @@ class ExecutorError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExecOptions:
+    """How trials run, the same for every executor (and for tuning)."""
+
     out_dir: Path  # absolute
     root: str | None = None
     cache_dir: str | None = None
@@ -25,6 +27,15 @@ class ExecOptions:
     retries: int = 1
     keep_checkpoints: bool = False
     progress: bool = True
+    threads: int = 1  # torch intra-op threads of each trial (recorded in its rows)
+
+    def to_dict(self) -> dict:
+        """Plain values, for a Ray worker."""
+        return {**asdict(self), "out_dir": str(self.out_dir)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExecOptions:
+        return cls(**{**d, "out_dir": Path(d["out_dir"])})
 
 
 class Progress:
@@ -41,15 +52,13 @@ class Progress:
 
         from tqdm.auto import tqdm
 
-        from harness.sweeps import trial_cost
-
-        self.cost = {t.run_id: max(1, trial_cost(t.cfg)) for t in trials}
-        self.epochs = {
-            t.run_id: max(1, (t.cfg.pre_epochs or 0) + (t.cfg.epochs or 0)) for t in trials
-        }
+        self.cost: dict[str, int] = {}
+        self.epochs: dict[str, int] = {}
         self.done_cost: dict[str, float] = {}
         self.running: dict[str, str] = {}
-        self.n_trials, self.finished = len(trials), 0
+        self.n_trials, self.finished = 0, 0
+        for t in trials:
+            self._count(t)
         self.bar = tqdm(
             total=sum(self.cost.values()),
             desc=desc,
@@ -59,6 +68,19 @@ class Progress:
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} epoch-frames "
             "[{elapsed}<{remaining}{postfix}]",
         )
+
+    def _count(self, trial) -> None:
+        from harness.sweeps import trial_cost
+
+        self.cost[trial.run_id] = max(1, trial_cost(trial.cfg))
+        self.epochs[trial.run_id] = max(1, (trial.cfg.pre_epochs or 0) + (trial.cfg.epochs or 0))
+        self.n_trials += 1
+
+    def add(self, trial) -> None:
+        """A trial decided on the way (tuning asks for one at a time)."""
+        self._count(trial)
+        self.bar.total += self.cost[trial.run_id]
+        self.bar.refresh()
 
     def _advance(self, run_id: str, amount: float) -> None:
         have = self.done_cost.get(run_id, 0.0)

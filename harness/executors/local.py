@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from harness.executors import ExecOptions, Progress
 from harness.sweeps import Trial
-from harness.trial import drop_checkpoints, run_trial
+from harness.trial import record, run_trial
 
 
 def run(trials: Sequence[Trial], store, opts: ExecOptions, execute=None) -> Counter:
@@ -20,11 +20,10 @@ def run(trials: Sequence[Trial], store, opts: ExecOptions, execute=None) -> Coun
     progress = Progress(trials, enabled=opts.progress)
     try:
         for trial in trials:
-            rid = trial.run_id
-            progress.start(rid, trial.label())
+            progress.start(trial.run_id, trial.label())
 
-            def on_epoch(stage, epoch, epochs, record, _t=trial):
-                val = record.get("val_acc")
+            def on_epoch(stage, epoch, epochs, record_, _t=trial):
+                val = record_.get("val_acc")
                 val = f" val={val:.3f}" if isinstance(val, float) else ""
                 progress.epoch(_t.run_id, f"{_t.label()} {stage} {epoch}/{epochs}{val}")
 
@@ -33,26 +32,8 @@ def run(trials: Sequence[Trial], store, opts: ExecOptions, execute=None) -> Coun
                     f"retrying {_t.label()} after attempt {attempt}: {type(err).__name__}: {err}"
                 )
 
-            rows = run_trial(
-                trial,
-                out_dir=opts.out_dir,
-                root=opts.root,
-                cache_dir=opts.cache_dir,
-                device=opts.device,
-                retries=opts.retries,
-                on_epoch=on_epoch,
-                on_retry=on_retry,
-                execute=execute,
-            )
-            store.append(rows)
-            status = rows[0]["status"]
-            done[status] += 1
-            if status == "ok" and not opts.keep_checkpoints:
-                drop_checkpoints(opts.out_dir, rid)
-            if status != "ok":
-                first = str(rows[0].get("error", "")).splitlines()[0][:200]
-                progress.write(f"{status}: {trial.label()}: {first}")
-            progress.finish(rid)
+            rows = run_trial(trial, opts, on_epoch=on_epoch, on_retry=on_retry, execute=execute)
+            done[record(trial.label(), rows, store, opts, progress)] += 1
     finally:
         progress.close()
     return done

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from harness.executors import ExecOptions, ExecutorError, Progress
 from harness.sweeps import Trial
-from harness.trial import drop_checkpoints, failure_row, run_trial
+from harness.trial import EnvironmentFailure, failure_row, record, run_trial
 
 # Environment a trial process needs to see the same methods and data as the driver.
-FORWARD_ENV = ("HSD_EXTRA_METHODS", "HSD_DATA_DIR", "PYTHONPATH")
+FORWARD_ENV = ("HSD_DATA_DIR", "HSD_CACHE_DIR", "PYTHONPATH")
 _STARTED_RAY = False
 
 
@@ -103,31 +103,25 @@ def _write_pending(out_dir: Path, run_id: str, rows: list[dict]) -> None:
 
 def _trainable(config: dict, trials: list[dict], opts: dict) -> None:
     """One Tune trial = one run. Runs in a Ray worker process."""
-    import torch
+    import ray
     from ray import tune
 
-    torch.set_num_threads(max(1, int(opts["threads"])))
     trial = Trial.from_dict(trials[config["idx"]])
+    options = ExecOptions.from_dict(opts)
 
     def on_epoch(stage, epoch, epochs, record):
         tune.report(
             {"stage": stage, "epoch": epoch, "epochs": epochs, "val_acc": record.get("val_acc")}
         )
 
-    rows = run_trial(
-        trial,
-        out_dir=opts["out_dir"],
-        root=opts["root"],
-        cache_dir=opts["cache_dir"],
-        device=opts["device"],
-        retries=opts["retries"],
-        on_epoch=on_epoch,
-    )
-    import ray
-
+    try:
+        rows = run_trial(trial, options, on_epoch=on_epoch)
+    except EnvironmentFailure as err:
+        tune.report({"final": True, "env_error": str(err)})
+        return
     node = ray.get_runtime_context().get_node_id()  # which cluster node ran it (provenance)
     rows = [{**r, "ray_node": node} for r in rows]
-    _write_pending(Path(opts["out_dir"]), trial.run_id, rows)
+    _write_pending(Path(options.out_dir), trial.run_id, rows)
     tune.report({"final": True, "status": rows[0]["status"], "rows_json": json.dumps(rows)})
 
 
@@ -139,22 +133,17 @@ class _Ingest:
         self.by_id = {t.run_id: t for t in trials}
         self.done: set[str] = set()
         self.counts: Counter = Counter()
+        self.env_errors: list[str] = []
 
     def add(self, run_id: str, rows: list[dict]) -> None:
         if run_id in self.done:
             return
-        self.store.append(rows)
+        t = self.by_id.get(run_id)
+        self.counts[
+            record(t.label() if t else run_id, rows, self.store, self.opts, self.progress)
+        ] += 1
         self.done.add(run_id)
-        status = rows[0].get("status", "ok")
-        self.counts[status] += 1
         (_pending_dir(self.opts.out_dir) / f"{run_id}.json").unlink(missing_ok=True)
-        if status == "ok" and not self.opts.keep_checkpoints:
-            drop_checkpoints(self.opts.out_dir, run_id)
-        if status != "ok":
-            t = self.by_id.get(run_id)
-            first = str(rows[0].get("error")).splitlines()[0][:200]
-            self.progress.write(f"{status}: {t.label() if t else run_id}: {first}")
-        self.progress.finish(run_id)
 
     def leftovers(self, finished: set[str]) -> None:
         """Rows a killed driver never stored: ingest those of this grid, drop the rest."""
@@ -202,7 +191,10 @@ def run(
     class Collector(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             t = todo[trial.config["idx"]]
-            if result.get("final"):
+            if result.get("env_error"):
+                ingest.env_errors.append(result["env_error"])
+                progress.finish(t.run_id)
+            elif result.get("final"):
                 ingest.add(t.run_id, json.loads(result["rows_json"]))
             else:
                 stage, epoch, epochs = (
@@ -218,16 +210,8 @@ def run(
             err = f"Ray trial error: {getattr(trial, 'error_file', None) or 'worker died'}"
             ingest.add(t.run_id, [failure_row(t, "failed", err, 0.0, opts.retries + 1)])
 
-    run_opts = {
-        "out_dir": str(opts.out_dir),
-        "root": opts.root,
-        "cache_dir": opts.cache_dir,
-        "device": opts.device,
-        "retries": opts.retries,
-        "threads": cpus_per_trial,
-    }
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, trials=[t.to_dict() for t in todo], opts=run_opts),
+        tune.with_parameters(_trainable, trials=[t.to_dict() for t in todo], opts=opts.to_dict()),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
     tuner = tune.Tuner(
@@ -246,6 +230,12 @@ def run(
         tuner.fit()
     finally:
         progress.close()
+    if ingest.env_errors:
+        head = "\n  ".join(ingest.env_errors[:10])
+        raise ExecutorError(
+            f"{len(ingest.env_errors)} trial(s) could not run on the cluster (nothing was stored "
+            f"for them; fix this and rerun the same command):\n  {head}"
+        )
     # Anything Tune finished without a final report (should not happen) is left to the next run.
     ingest.leftovers(store.finished_run_ids() | ingest.done)
     missing = sum(1 for t in trials if t.run_id not in ingest.done)

@@ -280,7 +280,7 @@ class DatasetSpec:
         return DatasetError(f"{self.name}: {why} (in {root}).\n{self._help(root)}")
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+DATASETS: Registry[DatasetSpec] = Registry("dataset", group="hsd.datasets")
 
 
 def convert_dvs_gesture_original(src: str | Path, dst: str | Path) -> Path:

@@ -1,7 +1,8 @@
-"""Fake fast methods for the harness tests (not part of the library).
+"""Fake fast methods for the harness tests (not part of the library): a plugin distribution.
 
-Imported by the harness through the documented test hook ``HSD_EXTRA_METHODS=tests.fake_methods``
-(see `harness.sweeps.load_methods`), so that Ray workers and CLI subprocesses register them too.
+`tests/plugins` holds this package and its ``.dist-info`` with ``hsd.methods`` entry points, so once
+that folder is on the path (``sys.path`` here, ``PYTHONPATH`` for CLI subprocesses and Ray workers)
+the method registry finds ``fake`` and ``fake-fail`` exactly as it finds an installed lab's methods.
 They go through the real `hsd.method.resolve`/`execute` (real dataset registry, real frame cache)
 but skip training: each "epoch" sleeps ``$HSD_FAKE_EPOCH_S`` seconds, writes a checkpoint file
 into the run's checkpoint folder (resumed on rerun, like the engine's) and appends a line to
@@ -17,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from hsd.method import METHODS, Method, RunContext
+from hsd.method import Method, RunContext
 
 
 def _log(line: str) -> None:
@@ -47,11 +48,12 @@ class Fake(Method):
     neuron = "if"
     options = {"mode": "ok"}
 
-    def defaults(self, cfg, spec) -> dict[str, Any]:
-        # One frame cache (frames, size) for every T keeps the tests to one cache build;
-        # pre_frames = 1 makes T <= F_total - 1 like HSD.
-        return {"frames": spec.default_frames, "pre_frames": 1, "epochs": 3, "pre_epochs": 0,
-                "size": 8, "batch_size": 16}  # fmt: skip
+    # One frame cache (frames, size) for every T keeps the tests to one cache build;
+    # pre_frames = 1 makes T <= F_total - 1 like HSD.
+    presets = {"any": {"epochs": 3, "pre_epochs": 0, "size": 8, "batch_size": 16}}
+
+    def frame_plan(self, cfg, spec) -> dict[str, Any]:
+        return {"frames": spec.default_frames, "pre_frames": 1}
 
     def run(self, cfg, ctx: RunContext):
         run_id = cfg.run_id()
@@ -81,15 +83,7 @@ class Fake(Method):
         return _Eval(cfg, len(ctx.data.test))
 
 
-if "fake" not in METHODS:  # imported twice (as tests.fake_methods and fake_methods) is harmless
-    METHODS.register("fake", Fake())
-
-
 class FakeFail(Fake):
     name = "fake-fail"
     summary = "test double that raises on every attempt"
     options = {"mode": "fail"}
-
-
-if "fake-fail" not in METHODS:
-    METHODS.register("fake-fail", FakeFail())

@@ -1,0 +1,99 @@
+"""What the harness command lines share: the one usage-error type, caught in one place.
+
+Every `python -m harness.*` entry point runs its body through `run_main`: a `UsageError` (or any
+of the library's own "bad input" errors listed in `USAGE_ERRORS`) prints one paragraph on stderr
+and exits with code 2, never a traceback; ``--debug`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """Bad command-line input or environment: printed on stderr, exit code 2."""
+
+
+def usage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the request cannot run as given" (exit 2), wherever raised."""
+    from harness.executors import ExecutorError
+    from harness.store import StoreError
+    from harness.sweeps import SweepError
+    from harness.trial import EnvironmentFailure
+    from hsd.config import ConfigError
+    from hsd.data import DatasetError
+
+    return (
+        UsageError,
+        SweepError,
+        ExecutorError,
+        StoreError,
+        ConfigError,
+        DatasetError,
+        EnvironmentFailure,
+    )
+
+
+def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
+    """Run a CLI body: usage errors exit 2 with their message, Ctrl+C exits 130."""
+    try:
+        return body()
+    except usage_errors() as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def abs_path(p: str | None) -> str | None:
+    return str(Path(p).resolve()) if p else None
+
+
+def have_ray() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def pick_executor(requested: str | None) -> str:
+    """ "ray" or "local": the requested one, or Ray when it is installed."""
+    if requested:
+        if requested == "ray" and not have_ray():
+            raise UsageError("--executor ray: Ray is not installed here; use --executor local")
+        return requested
+    return "ray" if have_ray() else "local"
+
+
+def prepare_data(trials: list, root: str | None, cache_dir: str | None) -> None:
+    """Build every frame cache the trials need, once, in the driver, before any trial starts.
+
+    Parallel trials then never generate the same simulated set or cache twice, and missing real
+    data is reported (exit 2) before anything runs.
+    """
+    from hsd.data import load_frames
+
+    needed = sorted({(t.cfg.dataset, t.cfg.frames, t.cfg.size) for t in trials})
+    for i, (ds, frames, size) in enumerate(needed, 1):
+        print(f"data {i}/{len(needed)}: {ds} frames={frames} size={size}", file=sys.stderr)
+        load_frames(ds, frames=frames, size=size, root=root, cache_dir=cache_dir)
+
+
+def exec_options(args, out: Path):
+    """How trials run, from the run CLI's arguments."""
+    from harness.executors import ExecOptions
+
+    return ExecOptions(
+        out_dir=out,
+        root=abs_path(args.root),
+        cache_dir=abs_path(args.cache_dir),
+        device=args.device,
+        retries=args.retries,
+        keep_checkpoints=args.keep_checkpoints,
+        progress=not args.no_progress,
+        threads=args.threads,
+    )

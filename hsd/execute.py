@@ -1,0 +1,118 @@
+"""`execute()`: the single entry point that turns a `RunConfig` into result rows (used by the
+single-run CLI, both executors and tuning), with the provenance every row carries.
+
+Determinism: a run seeds every generator from its config and runs with one fixed number of torch
+intra-op threads (`threads`, default 1, recorded in the rows as ``threads``), so the same resolved
+config gives the same metrics on one machine whichever entry point runs it. (A different thread
+count may change float summation order, hence the last bits; it is recorded so it can be seen.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hsd.config import RunConfig
+from hsd.method import METHODS, EpochCallback, RunContext, device_name, pick_device, resolve
+
+DEFAULT_THREADS = 1
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def config_columns(cfg: RunConfig) -> dict[str, Any]:
+    """The config as row columns: every field, options flattened as ``opt_<name>``."""
+    return {
+        **{k: v for k, v in cfg.to_dict().items() if k != "options"},
+        **{f"opt_{k}": v for k, v in cfg.options},
+    }
+
+
+def execute(
+    cfg: RunConfig,
+    *,
+    root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = False,
+    threads: int = DEFAULT_THREADS,
+) -> list[dict[str, Any]]:
+    """Run one config end to end; return one row per inference step t = 1..T.
+
+    Each row holds the resolved config, the metrics at t, and the provenance (run id, git commit,
+    device, neuron backend, thread count, versions, wall time, peak memory). Divergence (NaN loss)
+    and out-of-memory are not caught here: the caller (the harness) records them as rows.
+    """
+    from hsd.data import load_frames
+    from hsd.engine import peak_memory_mb
+
+    cfg = resolve(cfg)
+    dev = pick_device(device)
+    torch.set_num_threads(threads)
+    seed_everything(cfg.seed)
+    t0 = time.perf_counter()
+    data = load_frames(
+        cfg.dataset,
+        frames=cfg.frames,
+        size=cfg.size,
+        root=root,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ctx = RunContext(data=data, device=dev, checkpoint_dir=ckpt, on_epoch=on_epoch)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    method = METHODS[cfg.method]
+    evaluation = method.run(cfg, ctx)
+    wall = time.perf_counter() - t0
+    common = {
+        "run_id": cfg.run_id(),
+        **config_columns(cfg),
+        "any_t": method.any_t,
+        "status": "ok",
+        "git_commit": git_commit(),
+        "device": device_name(dev),
+        "threads": threads,
+        "torch": torch.__version__,
+        "wall_s": round(wall, 3),
+        "peak_mem_mb": peak_memory_mb(dev),
+        **ctx.info,
+    }
+    return [{**common, **row} for row in evaluation.rows(cfg)]
