@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from hsd import hsd_method
+from hsd.batches import window_batches
 from hsd.config import ConfigError, RunConfig
 from hsd.data import ht_partition, load_frames
 from hsd.engine import Stage, fit, make_optimizer
-from hsd.batches import window_batches
 from hsd.execute import execute
 from hsd.method import RunContext, resolve
 from hsd.train import main as train_main

@@ -87,7 +87,7 @@ def test_torn_last_line_is_ignored_then_set_aside(tmp_path):
 
 
 def test_chunk_cut_on_a_line_boundary_is_incomplete(tmp_path):
-    store = ResultStore.open(tmp_path, MANIFEST)
+    ResultStore.open(tmp_path, MANIFEST)
     chunk = _encode_chunk(run_rows("b", T=3))
     first_two = b"".join(chunk.splitlines(keepends=True)[:2])
     (tmp_path / RESULTS_FILE).write_bytes(first_two)

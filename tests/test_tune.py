@@ -44,9 +44,7 @@ def test_local_tuning_picks_the_best_validation_point_and_resumes(data_env, tmp_
     got = R.load_best(str(out / "best_params.json"))
     b = got["n-digits"]
     assert b["val_acc"] == max(r["best_val_acc"] for r in read_rows(out))
-    (t,) = S.expand(
-        ["latency"], datasets=["n-digits"], methods=["hsd"], T=[2], seeds=1, best=got
-    )
+    (t,) = S.expand(["latency"], datasets=["n-digits"], methods=["hsd"], T=[2], seeds=1, best=got)
     assert (t.cfg.kd_lambda, t.cfg.L) == (b["kd_lambda"], b["L"])
 
 
