@@ -7,8 +7,6 @@ the loops, checkpoints and evaluation, so every method is trained and measured t
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 
 from hsd.config import ConfigError, RunConfig, validate
+from hsd.device import device_name, pick_device
 from hsd.registry import Registry
 
 # Epoch callback: (stage, epoch index starting at 1, epochs in that stage, metrics of that epoch).
@@ -95,17 +94,6 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return out
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device 'cuda' requested but no CUDA device is available; use --device cpu"
-        )
-    return dev
-
-
 def seed_everything(seed: int) -> None:
     import random
 
@@ -136,12 +124,6 @@ def git_commit() -> str:
     if out.returncode != 0:
         return "unknown"
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 def execute(
