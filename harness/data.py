@@ -6,23 +6,22 @@
 
 `prepare` integrates every sample once (progress bar with ETA) and prints the cache folder;
 `info` prints samples per class and split, events per sample and the existing caches;
-`bench` times our integration against tonic's ToFrame and SpikingJelly's on the same events
-(asserting identical frames where their semantics agree) and the frame-cache read throughput.
+`bench` is `python -m harness.bench data` (frame integration against tonic's and SpikingJelly's,
+frame-cache reads; see `harness.bench.data`), kept under this name too.
 Bad input (unknown dataset, missing root, ...) is reported on stderr with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from harness.bench import data as bench_data
 from hsd.data.cache import (
     dataset_splits,
     default_cache_dir,
@@ -30,12 +29,8 @@ from hsd.data.cache import (
     list_samples,
     load_frames,
 )
-from hsd.data.frames import SPLIT_BY, integrate_frames
+from hsd.data.frames import SPLIT_BY
 from hsd.data.splits import SPLITS
-
-#: README goals: SpikingJelly's bincount speed, and 10x the 17,000 frames/s a DataLoader reading
-#: per-sample .npz frames manages on these machines.
-CACHE_GOAL_FRAMES_PER_S = 170_000
 
 
 class UsageError(Exception):
@@ -134,158 +129,12 @@ def cmd_info(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- bench
-
-
-def _random_events(n: int, sensor=(128, 128), seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
-    ev = np.empty(n, dtype)
-    ev["x"] = rng.integers(0, sensor[0], n)
-    ev["y"] = rng.integers(0, sensor[1], n)
-    ev["t"] = np.sort(rng.integers(0, 1_000_000, n))
-    ev["p"] = rng.integers(0, 2, n).astype(bool)
-    return ev
-
-
-def _time_blocks(fns: dict, repeats: int, rounds: int = 3) -> dict:
-    """Min and median seconds per call of each fn.
-
-    Each fn runs in consecutive blocks (as when integrating a dataset sample after sample), and
-    the blocks alternate between fns over `rounds` rounds, so load from other processes on a
-    shared machine hits every contender alike. Round-robin per call would be unfair: tonic's
-    large temporaries leave the allocator cold for whoever runs next. Min is the robust number.
-    """
-    times = {k: [] for k in fns}
-    per_block = max(1, -(-repeats // rounds))
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            fn()  # warm-up of this block
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
-    return {k: (min(v), statistics.median(v)) for k, v in times.items()}
-
-
-def bench_integration(n_events: int, n_frames: int, repeats: int) -> list[dict]:
-    """Events/s of ours, SpikingJelly's and tonic's number-split integration on one recording."""
-    w = h = 128
-    ev = _random_events(n_events, (w, h))
-    ours = integrate_frames(ev, n_frames, (w, h, 2))
-    fns = {"ours": lambda: integrate_frames(ev, n_frames, (w, h, 2))}
-    rows = {"ours": {"what": "integrate: ours (bincount per frame)", "identical": True, "note": ""}}
-    try:
-        from spikingjelly.datasets import integrate_events_by_fixed_frames_number as sj
-    except Exception as err:  # noqa: BLE001 - torchvision mismatches fail in many ways
-        rows["sj"] = {
-            "what": "integrate: spikingjelly",
-            "identical": None,
-            "note": f"not importable ({type(err).__name__})",
-        }
-    else:
-        as_dict = {k: ev[k] for k in "txyp"}
-        same = bool(np.array_equal(ours, sj(as_dict, "number", n_frames, h, w)))
-        assert same, "our frames differ from SpikingJelly's on the same events"
-        fns["sj"] = lambda: sj(as_dict, "number", n_frames, h, w)
-        rows["sj"] = {
-            "what": "integrate: spikingjelly",
-            "identical": same,
-            "note": "float64 output",
-        }
-    try:
-        from tonic.transforms import ToFrame
-    except Exception as err:  # noqa: BLE001
-        rows["tonic"] = {
-            "what": "integrate: tonic ToFrame",
-            "identical": None,
-            "note": f"not importable ({type(err).__name__})",
-        }
-    else:
-        to_frame = ToFrame(sensor_size=(w, h, 2), n_event_bins=n_frames)
-        if n_events % n_frames == 0:
-            same = bool(np.array_equal(ours, to_frame(ev)))
-            assert same, "our frames differ from tonic's ToFrame on the same events"
-            note = ""
-        else:
-            same, note = None, f"N mod F = {n_events % n_frames}: tonic drops the leftovers"
-        fns["tonic"] = lambda: to_frame(ev)
-        rows["tonic"] = {"what": "integrate: tonic ToFrame", "identical": same, "note": note}
-    timed = _time_blocks(fns, repeats)
-    out = []
-    for k, r in rows.items():
-        best, median = timed.get(k, (None, None))
-        r.update(
-            seconds=best,
-            median_seconds=median,
-            unit="events/s",
-            rate=n_events / best if best else None,
-        )
-        out.append(r)
-    return out
-
-
-def bench_cache(samples: int, n_frames: int, size: int, batch: int, repeats: int) -> dict:
-    """Frames/s of random batches of `batch` samples x all frames from a float16 memmap."""
-    import torch
-
-    with tempfile.TemporaryDirectory(prefix="hsd-bench-") as tmp:
-        path = Path(tmp) / "frames.npy"
-        mm = np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.float16, shape=(samples, n_frames, 2, size, size)
-        )
-        rng = np.random.default_rng(0)
-        for i in range(0, samples, 256):
-            mm[i : i + 256] = rng.random(mm[i : i + 256].shape, dtype=np.float32)
-        mm.flush()
-        del mm
-        frames_npy = np.load(path, mmap_mode="r")
-
-        def read():
-            idx = np.sort(rng.choice(samples, size=batch, replace=False))
-            return torch.from_numpy(frames_npy[idx])  # float16, as the loader stages it
-
-        seconds, median = _time_blocks({"read": read}, repeats)["read"]
-    frames = batch * n_frames
-    return {
-        "what": f"cache read: {batch} x {n_frames} frames, {size}px fp16 memmap",
-        "seconds": seconds,
-        "median_seconds": median,
-        "rate": frames / seconds,
-        "unit": "frames/s",
-        "identical": None,
-        "note": f"goal >= {CACHE_GOAL_FRAMES_PER_S:,} frames/s (page cache warm)",
-    }
+# ---------------------------------------------------------------- bench (old name)
 
 
 def cmd_bench(args) -> int:
-    if args.events < args.frames:
-        raise UsageError(f"--events {args.events} must be >= --frames {args.frames}")
-    rows = bench_integration(args.events, args.frames, args.repeats)
-    rows.append(bench_cache(args.samples, args.frames, args.size, args.batch, args.repeats))
-    print(f"{'benchmark':<48} {'min ms':>8} {'median':>8} {'rate (at min)':>20}  same  note")
-    for r in rows:
-        ms = f"{r['seconds'] * 1e3:8.3f} {r['median_seconds'] * 1e3:8.3f}" if r["seconds"] else "-"
-        rate = f"{r['rate']:,.0f} {r['unit']}" if r["rate"] else "-"
-        same = {True: "yes", False: "NO", None: "-"}[r["identical"]]
-        print(f"{r['what']:<48} {ms:>17} {rate:>20}  {same:<4}  {r['note']}")
-    ours, sj = rows[0]["rate"], next((r["rate"] for r in rows if "spikingjelly" in r["what"]), None)
-    goals = {
-        "integration_at_least_spikingjelly": bool(sj is None or ours >= sj),
-        "cache_read_goal": bool(rows[-1]["rate"] >= CACHE_GOAL_FRAMES_PER_S),
-    }
-    print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
-    if args.out:
-        doc = {
-            "events": args.events,
-            "frames": args.frames,
-            "repeats": args.repeats,
-            "rows": rows,
-            "goals": goals,
-        }
-        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
-        print(f"wrote {args.out}")
-    return 0
+    """`python -m harness.bench data` under its older name; bad input raises BenchError."""
+    return bench_data.run(args, "python -m harness.data " + shlex.join(args.argv))
 
 
 # ---------------------------------------------------------------- argument parsing
@@ -332,20 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(fn=cmd_info)
 
-    q = sub.add_parser("bench", help="integration and cache-read throughput")
-    q.add_argument("--events", type=_positive, default=100_000)
-    q.add_argument("--frames", type=_positive, default=10)
-    q.add_argument("--repeats", type=_positive, default=20)
-    q.add_argument("--samples", type=_positive, default=1000, help="samples in the bench cache")
-    q.add_argument("--size", type=_positive, default=48)
-    q.add_argument("--batch", type=_positive, default=128)
-    q.add_argument("--out", help="also write the results as JSON here")
+    q = sub.add_parser("bench", help="integration and cache-read throughput (= harness.bench data)")
+    bench_data.add_arguments(q)
     q.set_defaults(fn=cmd_bench)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by the bench's JSON
     if args.command in ("prepare", "info"):
         if args.name and args.dataset and args.name != args.dataset:
             print(
@@ -354,9 +198,6 @@ def main(argv=None) -> int:
             )
             return 2
         args.dataset = args.dataset or args.name
-    if args.command == "bench" and args.batch > args.samples:
-        print(f"error: --batch {args.batch} exceeds --samples {args.samples}", file=sys.stderr)
-        return 2
     try:
         return args.fn(args)
     except UsageError as err:

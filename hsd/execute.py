@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from hsd.config import RunConfig
-from hsd.method import METHODS, EpochCallback, RunContext, device_name, pick_device, resolve
+from hsd.device import device_name, pick_device
+from hsd.method import METHODS, EpochCallback, RunContext, resolve
 
 DEFAULT_THREADS = 1
 

@@ -11,8 +11,6 @@ pyproject.toml, and any other installed package can add its own.
 
 from __future__ import annotations
 
-import os
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 
 from hsd import presets
 from hsd.config import ConfigError, RunConfig, validate
+from hsd.device import pick_device  # noqa: F401  (re-exported for callers of hsd.method)
 from hsd.registry import Registry
 
 # Epoch callback: (stage, epoch index starting at 1, epochs in that stage, metrics of that epoch).
@@ -135,20 +134,3 @@ def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
     validate(out)
     method.check(out)
     return out
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device 'cuda' requested but no CUDA device is available; use --device cpu"
-        )
-    return dev
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
