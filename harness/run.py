@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     from harness.store import ResultStore, write_provenance
-    from hsd.method import pick_device
+    from hsd.device import pick_device
 
     start = time.time()
     args = build_parser().parse_args(argv)

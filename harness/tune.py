@@ -298,7 +298,7 @@ def main_from_args(args, argv) -> int:
 
     from harness.cli import exec_options, prepare_data
     from harness.store import ResultStore, write_provenance
-    from hsd.method import pick_device
+    from hsd.device import pick_device
 
     start = time.time()
     if args.sweep or args.use_best:

@@ -20,7 +20,6 @@ import torch
 
 from hsd import presets
 from hsd.config import ConfigError, RunConfig, validate
-from hsd.device import pick_device  # noqa: F401  (re-exported for callers of hsd.method)
 from hsd.registry import Registry
 
 # Epoch callback: (stage, epoch index starting at 1, epochs in that stage, metrics of that epoch).

@@ -110,7 +110,8 @@ def check_writable(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from hsd.data import DatasetError
     from hsd.execute import execute
-    from hsd.method import pick_device, resolve
+    from hsd.device import pick_device
+    from hsd.method import resolve
     from hsd.progress import EpochBar
 
     args = build_parser().parse_args(argv)

@@ -47,12 +47,6 @@ def test_cpu_resolves_and_is_named_with_its_cores():
     assert name.startswith("CPU ") and name.endswith(" cores)")
 
 
-def test_hsd_method_keeps_exporting_the_device_helpers():
-    import hsd.method
-
-    assert hsd.method.pick_device is pick_device and hsd.method.device_name is device_name
-
-
 def test_versions_record_the_installed_libraries():
     v = versions()
     assert v["torch"] == torch.__version__ and v["cuda"] == str(torch.version.cuda)
