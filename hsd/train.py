@@ -109,8 +109,8 @@ def check_writable(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from hsd.data import DatasetError
-    from hsd.execute import execute
     from hsd.device import pick_device
+    from hsd.execute import execute
     from hsd.method import resolve
     from hsd.progress import EpochBar
 
