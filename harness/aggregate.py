@@ -361,7 +361,8 @@ REFERENCE = "hsd"  # the method `paired_table` compares every other latency-swee
 PAIRED_NOTE = (
     "Difference = HSD − baseline in accuracy points, paired by seed (only seeds where both ran "
     "ok); interval as in the other tables (Student t below 30 pairs, bootstrap from 30). "
-    "p_ttest_rel: scipy.stats.ttest_rel; p_wilcoxon: scipy.stats.wilcoxon (two-sided). Verdict "
+    "p_ttest_rel: scipy.stats.ttest_rel; p_wilcoxon: scipy.stats.wilcoxon (two-sided; with "
+    "fewer than 6 pairs it cannot fall below 0.05). Verdict "
     "from the interval: HSD better (above 0), HSD worse (below 0), else inconclusive."
 )
 
@@ -380,14 +381,17 @@ def _seed_scores(df: pd.DataFrame, sweep: str) -> pd.DataFrame:
     )
 
 
+def _at(scores: pd.DataFrame, key: tuple, variant: str) -> pd.Series:
+    """Accuracy per seed of `variant` at `key` = (dataset, T), ok seeds only (maybe none)."""
+    try:
+        return scores.loc[key, variant].dropna()
+    except KeyError:
+        return pd.Series(dtype=float)
+
+
 def _pair(scores: pd.DataFrame, key, a: str, b: str, key_b=None):
     """(a − b over seeds where both are ok at `key` (resp. `key_b`), seeds with only one side)."""
-    if scores.empty or a not in scores or b not in scores:
-        return stats.paired_difference([], []), 0
-    sa = scores[a].loc[key] if key in scores.index.droplevel("seed") else pd.Series(dtype=float)
-    kb = key if key_b is None else key_b
-    sb = scores[b].loc[kb] if kb in scores.index.droplevel("seed") else pd.Series(dtype=float)
-    sa, sb = sa.dropna(), sb.dropna()
+    sa, sb = _at(scores, key, a), _at(scores, key if key_b is None else key_b, b)
     both = sa.index.intersection(sb.index)
     unpaired = len(sa.index.symmetric_difference(sb.index))
     return stats.paired_difference(sa[both].to_numpy(), sb[both].to_numpy()), unpaired
@@ -400,6 +404,7 @@ def paired_table(df: pd.DataFrame) -> pd.DataFrame:
     mean difference, `stats.mean_ci`), ``n`` pairs, ``p_ttest_rel`` (`scipy.stats.ttest_rel`),
     ``p_wilcoxon`` (`scipy.stats.wilcoxon`), ``verdict`` (HSD better / HSD worse /
     inconclusive, from the interval), and ``unpaired`` (seeds ok for only one of the two).
+    ``hsd_mean`` and ``baseline_mean`` are over every ok seed of each, paired or not.
     """
     cols = [
         "dataset", "T", "baseline", "n", "hsd_mean", "baseline_mean", "diff_mean",
@@ -412,23 +417,23 @@ def paired_table(df: pd.DataFrame) -> pd.DataFrame:
     verdicts = {"above": "HSD better", "below": "HSD worse", "covers zero": "inconclusive"}
     records = []
     for dataset, T in scores.index.droplevel("seed").unique():
-        if scores[REFERENCE].loc[(dataset, T)].isna().all():
+        hsd = _at(scores, (dataset, T), REFERENCE)
+        if hsd.empty:
             continue  # HSD did not run ok at this (dataset, T): nothing to compare with
         for b in baselines:
-            if scores[b].loc[(dataset, T)].isna().all():
+            base = _at(scores, (dataset, T), b)
+            if base.empty:
                 continue  # the baseline did not run ok at this (dataset, T)
             res, unpaired = _pair(scores, (dataset, T), REFERENCE, b)
             iv = res.diff
-            hsd_mean = scores[REFERENCE].loc[(dataset, T)].mean()
-            base_mean = scores[b].loc[(dataset, T)].mean()
             records.append(
                 (
                     dataset,
                     T,
                     b,
                     iv.n,
-                    hsd_mean,
-                    base_mean,
+                    hsd.mean(),
+                    base.mean(),
                     iv.mean,
                     iv.low,
                     iv.high,
