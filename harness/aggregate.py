@@ -487,7 +487,8 @@ CLAIMS_NOTE = (
     "its 95 % interval (Student t below 30 pairs, bootstrap from 30) and p_ttest_rel "
     "(scipy.stats.ttest_rel). supported: interval above 0; not supported: interval below 0 "
     "(the opposite effect); inconclusive: the interval covers 0 or there is one pair; not run: "
-    f"the rows are not in the store. Low T = each dataset's smallest T, plus T ≤ {LOW_T_MAX}."
+    "the rows are not in the store; no paired ok runs: both sides ran but no seed is ok on both. "
+    f"Low T = each dataset's smallest T, plus T ≤ {LOW_T_MAX}."
 )
 
 

@@ -75,7 +75,7 @@ FIXED_CHUNKS = [
     _ok("a2", "ablation", "HT+SKD", "n-digits", 5, 1, [0.5, 0.6, 0.7, 0.7, 0.80]),
     _bad("a3", "ablation", "none", "n-digits", 5, 0, "diverged", "DivergedError: NaN loss"),
     # kd on sim-gestures T=2: three seeds 50, 60, 100 -> mean 70, std sqrt(700) = 26.4575,
-    # interval 70 ± t(0.975, 2) * 26.4575 / sqrt(3) = 70 ± 4.3027 * 15.2753 = 70 ± 65.72 -> [4.28, 135.72]
+    # interval 70 ± t(0.975, 2) * 26.4575 / sqrt(3) = 70 ± 65.72 -> [4.28, 135.72]
     _ok("k1", "kd", "both", "sim-gestures", 2, 0, [0.4, 0.5]),
     _ok("k2", "kd", "both", "sim-gestures", 2, 1, [0.5, 0.6]),
     _ok("k3", "kd", "both", "sim-gestures", 2, 2, [0.9, 1.0]),

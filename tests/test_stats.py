@@ -201,12 +201,15 @@ def test_claims_on_a_subset_of_sweeps_and_low_T_definition():
     ht = [
         _rows("ht", "sim-gestures", "TET w/ HT", 10, [60.0, 70.0]),
         _rows("ht", "sim-gestures", "TET w/o HT", 10, [50.0, None]),  # seed 1 failed
+        _rows("ht", "sim-gestures", "SLTT w/ HT", 10, [None]),  # ran, but never ok
+        _rows("ht", "sim-gestures", "SLTT w/o HT", 10, [40.0]),
     ]
     c = _tables(*ht)["claims"]
     assert c["claim"].tolist() == [claim.text for claim in aggregate.CLAIMS]
     by = c.set_index("claim")["verdict"]
     assert by["HT improves TET"] == "inconclusive at 1 seed"
-    assert (by.drop("HT improves TET") == "not run").all()
+    assert by["HT improves SLTT"] == "no paired ok runs"
+    assert (by.drop(["HT improves TET", "HT improves SLTT"]) == "not run").all()
     # Grid (1, 2, 4): low T is T = 1 and T = 2; a T where one side never ran says "not run".
     grid = [
         _rows("latency", "n-digits", "hsd", 1, [80.0, 81.0]),
