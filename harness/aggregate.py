@@ -1,11 +1,20 @@
 """From stored result rows to the paper's tables and the data behind its plots (pure pandas).
 
-Every measured cell is the mean ± sample standard deviation (ddof = 1) over seeds of the top-1
-accuracy in percent, with the number of seeds ``n``; a single seed shows no ±. Only runs with
-status ``ok`` enter a mean; runs that failed, diverged or were infeasible are counted in a
-``non-ok`` column and in `status_table`. The paper's numbers (`harness.paper`) sit in their own
-columns named ``paper (<dataset>)`` and are never merged into measured cells; measured columns of
-simulated datasets are labelled ``(simulated)``.
+Every measured cell is the mean over seeds of the top-1 accuracy in percent with its 95 %
+confidence interval, ``81.10 [78.40, 83.80]``, and the number of seeds ``n`` in its own column;
+a single seed shows the mean alone. The interval is Student t for fewer than 30 seeds and a
+percentile bootstrap from 30 on (`harness.stats`); tidy frames name it per row in ``ci_method``,
+and the Markdown of every wide table says so below it. CSV files keep the numbers: tidy frames
+have ``mean``, ``std``, ``ci_low``, ``ci_high`` and ``n`` columns, wide tables a
+``<dataset> mean`` / ``ci_low`` / ``ci_high`` column beside each formatted cell (left out of the
+Markdown). Only runs with status ``ok`` enter a mean; runs that failed, diverged or were
+infeasible are counted in a ``non-ok`` column and in `status_table`. The paper's numbers
+(`harness.paper`) sit in their own columns named ``paper (<dataset>)`` and are never merged into
+measured cells; measured columns of simulated datasets are labelled ``(simulated)``.
+
+Beyond the paper's tables: `paired_table` compares HSD with every other latency-sweep method per
+(dataset, T), paired by seed; `claims_table` checks each of the paper's claims against the rows
+present; `rank_stability` says how often halves of the seeds rank the methods alike.
 
 Conventions the rows follow: ``acc`` is a fraction in [0, 1] at inference step ``t`` of a model
 run for ``T`` steps; a table cell uses the row with t = T unless it says otherwise; a non-ok run
@@ -21,12 +30,13 @@ writes each one as CSV and Markdown.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from harness import paper
+from harness import paper, stats
 from harness.store import CHUNK_COLUMN
 from harness.sweeps import SWEEPS, T_LISTS
 
@@ -36,6 +46,9 @@ VARIANT_ORDER: dict[str, tuple[str, ...]] = {n: s.order for n, s in SWEEPS.items
 LATENCY_ORDER = VARIANT_ORDER["latency"]
 TABLE1_T = T_LISTS["table1"]["paper"]  # Table 1's T per dataset (the same in every profile)
 MISSING = "–"  # shown for an empty cell
+#: DataFrame.attrs keys: columns kept in CSV but left out of Markdown, and a note under the table
+CSV_ONLY = "csv_only"
+NOTES = "notes"
 
 
 # -- preparing rows ----------------------------------------------------------------------------------
@@ -124,24 +137,30 @@ def _sort(df: pd.DataFrame, by: list[str], sweep: str | None = None) -> pd.DataF
 
 # -- statistics ----------------------------------------------------------------------------------------
 def summarize(df: pd.DataFrame, keys: list[str], value: str = "acc_pct") -> pd.DataFrame:
-    """Per group of `keys`: mean, std (ddof=1, NaN for one seed), n (ok runs) and non_ok (runs).
+    """Per group of `keys`: mean, std (ddof=1), 95 % interval (`stats.mean_ci`), n (ok runs),
+    non_ok (runs) and ci_method (``t``, ``bootstrap``, or empty for one seed).
 
     `df` is prepared rows; groups that only have non-ok runs appear with n = 0 and NaN mean.
     """
-    cols = [*keys, "mean", "std", "n", "non_ok"]
+    cols = [*keys, "mean", "std", "ci_low", "ci_high", "n", "non_ok", "ci_method"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     ok = df[(df["status"] == "ok") & df[value].notna()]
-    stats = (
-        ok.groupby(keys, dropna=False)[value]
-        .agg(mean="mean", std=lambda s: s.std(ddof=1), n="count")
-        .reset_index()
-    )
+    records = []
+    for key, values in ok.groupby(keys, dropna=False)[value]:
+        iv = stats.mean_ci(values)
+        std = values.std(ddof=1) if iv.n > 1 else np.nan
+        records.append((*key, iv.mean, std, iv.low, iv.high, iv.n, iv.method))
+    stat_cols = [*keys, "mean", "std", "ci_low", "ci_high", "n", "ci_method"]
+    summary = pd.DataFrame(records, columns=stat_cols)
+    for k in keys:  # keep the key dtypes of the rows (Int64 T and t)
+        if len(summary):
+            summary[k] = summary[k].astype(ok[k].dtype)
     bad = df[df["status"] != "ok"]
     # A failed run stores its row at t = T; count it against every group of its cell.
     bad_keys = [k for k in keys if k != "t"]
     non_ok = bad.groupby(bad_keys, dropna=False)["run_id"].nunique().rename("non_ok").reset_index()
-    out = stats.merge(non_ok, on=bad_keys, how="outer") if len(non_ok) else stats
+    out = summary.merge(non_ok, on=bad_keys, how="outer") if len(non_ok) else summary
     if "non_ok" not in out:
         out["non_ok"] = 0
     if "t" in keys and len(non_ok):
@@ -149,16 +168,18 @@ def summarize(df: pd.DataFrame, keys: list[str], value: str = "acc_pct") -> pd.D
         out["t"] = out["t"].where(out["t"].notna(), out.get("T"))
     out["n"] = out["n"].fillna(0).astype(int)
     out["non_ok"] = out["non_ok"].fillna(0).astype(int)
+    out["ci_method"] = out["ci_method"].fillna("")
     return out[cols]
 
 
-def format_cell(mean: float, std: float, n: int) -> str:
-    """``81.10 ± 0.50`` for several seeds, ``81.10`` for one, ``–`` for none."""
+def format_cell(mean: float, low: float, high: float, n: int) -> str:
+    """``81.10 [78.40, 83.80]`` (mean [95 % interval]) for several seeds, ``81.10`` for one,
+    ``–`` for none; n is shown in its own column."""
     if n == 0 or mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return MISSING
-    if n == 1 or std is None or math.isnan(std):
+    if n == 1 or low is None or high is None or math.isnan(low) or math.isnan(high):
         return f"{mean:.2f}"
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def dataset_label(dataset: str) -> str:
@@ -172,16 +193,24 @@ def _wide(summary: pd.DataFrame, row_keys: list[str], sweep: str, paper_values: 
     datasets += sorted(set(summary["dataset"]) - set(datasets), key=str)
     index = _sort(summary[row_keys].drop_duplicates(), row_keys, sweep)
     out = index.copy()
+    csv_only: list[str] = []
     for d in datasets:
         sub = summary[summary["dataset"] == d]
         merged = index.merge(sub, on=row_keys, how="left")
         label = dataset_label(d)
+        n = merged["n"].fillna(0).astype(int).to_numpy()
         out[label] = [
-            format_cell(m, s, int(n) if not pd.isna(n) else 0)
-            for m, s, n in zip(merged["mean"], merged["std"], merged["n"], strict=True)
+            format_cell(m, lo, hi, k)
+            for m, lo, hi, k in zip(
+                merged["mean"], merged["ci_low"], merged["ci_high"], n, strict=True
+            )
         ]
-        out[f"{label} n"] = merged["n"].fillna(0).astype(int).to_numpy()
+        out[f"{label} n"] = n
         out[f"{label} non-ok"] = merged["non_ok"].fillna(0).astype(int).to_numpy()
+        for col in ("mean", "ci_low", "ci_high"):
+            # The numbers behind the cell, for CSV readers; Markdown shows the cell alone.
+            out[f"{label} {col}"] = merged[col].astype(float).to_numpy()
+            csv_only.append(f"{label} {col}")
     if paper_values:
         real = [d for d in paper.PAPER_DATASETS if any(d in v for v in paper_values.values())]
         for d in real:
@@ -192,6 +221,8 @@ def _wide(summary: pd.DataFrame, row_keys: list[str], sweep: str, paper_values: 
                     key = tuple(int(k) if isinstance(k, (float, np.integer)) else k for k in key)
                 vals.append(paper_values.get(key, {}).get(d, np.nan))
             out[paper.paper_column(d)] = vals
+    out.attrs[CSV_ONLY] = csv_only
+    out.attrs[NOTES] = stats.CI_NOTE
     return out
 
 
@@ -341,6 +372,264 @@ def stream_frame(df: pd.DataFrame) -> pd.DataFrame:
     return _cost_frame(df, "stream_fraction")
 
 
+# -- comparisons over seeds ------------------------------------------------------------------------
+#: "low T" in the claims: the smallest T of each dataset's latency grid, plus every T up to this
+LOW_T_MAX = 2
+REFERENCE = "hsd"  # the method `paired_table` compares every other latency-sweep method with
+PAIRED_NOTE = (
+    "Difference = HSD − baseline in accuracy points, paired by seed (only seeds where both ran "
+    "ok); interval as in the other tables (Student t below 30 pairs, bootstrap from 30). "
+    "p_ttest_rel: scipy.stats.ttest_rel; p_wilcoxon: scipy.stats.wilcoxon (two-sided; with "
+    "fewer than 6 pairs it cannot fall below 0.05). Verdict "
+    "from the interval: HSD better (above 0), HSD worse (below 0), else inconclusive."
+)
+
+
+def _seed_scores(df: pd.DataFrame, sweep: str) -> pd.DataFrame:
+    """Accuracy (%) at t = T of ok runs, one row per (dataset, T, seed), a column per variant.
+
+    Rows repeated for a seed (runs of different configurations stored in one folder) average.
+    """
+    sub = _final_step(_sweep(df, sweep))
+    ok = sub[(sub["status"] == "ok") & sub["acc_pct"].notna()]
+    if ok.empty:
+        return pd.DataFrame()
+    return ok.pivot_table(
+        index=["dataset", "T", "seed"], columns="variant", values="acc_pct", aggfunc="mean"
+    )
+
+
+def _at(scores: pd.DataFrame, key: tuple, variant: str) -> pd.Series:
+    """Accuracy per seed of `variant` at `key` = (dataset, T), ok seeds only (maybe none)."""
+    try:
+        return scores.loc[key, variant].dropna()
+    except KeyError:
+        return pd.Series(dtype=float)
+
+
+def _pair(scores: pd.DataFrame, key, a: str, b: str, key_b=None):
+    """(a − b over seeds where both are ok at `key` (resp. `key_b`), seeds with only one side)."""
+    sa, sb = _at(scores, key, a), _at(scores, key if key_b is None else key_b, b)
+    both = sa.index.intersection(sb.index)
+    unpaired = len(sa.index.symmetric_difference(sb.index))
+    return stats.paired_difference(sa[both].to_numpy(), sb[both].to_numpy()), unpaired
+
+
+def paired_table(df: pd.DataFrame) -> pd.DataFrame:
+    """HSD against every other method of the latency sweep, per (dataset, T), paired by seed.
+
+    Columns: ``diff_mean`` (HSD − baseline, points), ``ci_low``/``ci_high`` (95 % interval of the
+    mean difference, `stats.mean_ci`), ``n`` pairs, ``p_ttest_rel`` (`scipy.stats.ttest_rel`),
+    ``p_wilcoxon`` (`scipy.stats.wilcoxon`), ``verdict`` (HSD better / HSD worse /
+    inconclusive, from the interval), and ``unpaired`` (seeds ok for only one of the two).
+    ``hsd_mean`` and ``baseline_mean`` are over every ok seed of each, paired or not.
+    """
+    cols = [
+        "dataset", "T", "baseline", "n", "hsd_mean", "baseline_mean", "diff_mean",
+        "ci_low", "ci_high", "ci_method", "p_ttest_rel", "p_wilcoxon", "verdict", "unpaired",
+    ]  # fmt: skip
+    scores = _seed_scores(df, "latency")
+    if scores.empty or REFERENCE not in scores:
+        return pd.DataFrame(columns=cols)
+    baselines = [v for v in scores.columns if v != REFERENCE]
+    verdicts = {"above": "HSD better", "below": "HSD worse", "covers zero": "inconclusive"}
+    records = []
+    for dataset, T in scores.index.droplevel("seed").unique():
+        hsd = _at(scores, (dataset, T), REFERENCE)
+        if hsd.empty:
+            continue  # HSD did not run ok at this (dataset, T): nothing to compare with
+        for b in baselines:
+            base = _at(scores, (dataset, T), b)
+            if base.empty:
+                continue  # the baseline did not run ok at this (dataset, T)
+            res, unpaired = _pair(scores, (dataset, T), REFERENCE, b)
+            iv = res.diff
+            records.append(
+                (
+                    dataset,
+                    T,
+                    b,
+                    iv.n,
+                    hsd.mean(),
+                    base.mean(),
+                    iv.mean,
+                    iv.low,
+                    iv.high,
+                    iv.method,
+                    res.p_ttest,
+                    res.p_wilcoxon,
+                    verdicts[stats.interval_verdict(iv)],
+                    unpaired,
+                )
+            )
+    out = pd.DataFrame(records, columns=cols)
+    out = _sort(out.rename(columns={"baseline": "variant"}), ["dataset", "T", "variant"], "latency")
+    out = out.rename(columns={"variant": "baseline"})
+    out.attrs[NOTES] = PAIRED_NOTE
+    return out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper as a paired difference ``a − b`` > 0 within one sweep.
+
+    `scope` picks the (dataset, T) settings: ``low T`` (the smallest T of the dataset's grid and
+    every T ≤ `LOW_T_MAX`), ``every T``, or ``largest vs smallest T`` (variant `a` at the
+    dataset's largest T against the same variant at its smallest T).
+    """
+
+    text: str
+    sweep: str
+    a: str
+    b: str
+    scope: str
+
+
+CLAIMS = (
+    Claim("HSD > STS at low T", "latency", "hsd", "sts", "low T"),
+    Claim("HSD > DTS at low T", "latency", "hsd", "dts", "low T"),
+    Claim("STS > DTS at low T", "latency", "sts", "dts", "low T"),
+    Claim("HT improves TET", "ht", "TET w/ HT", "TET w/o HT", "every T"),
+    Claim("HT improves SLTT", "ht", "SLTT w/ HT", "SLTT w/o HT", "every T"),
+    Claim("SKD > KD", "ablation", "HT+SKD", "HT+KD", "every T"),
+    Claim(
+        "direct training loses accuracy as T falls",
+        "latency",
+        "sts",
+        "sts",
+        "largest vs smallest T",
+    ),
+)
+CLAIMS_NOTE = (
+    "Effect = the claim's paired difference in accuracy points (same seed on both sides), with "
+    "its 95 % interval (Student t below 30 pairs, bootstrap from 30) and p_ttest_rel "
+    "(scipy.stats.ttest_rel). supported: interval above 0; not supported: interval below 0 "
+    "(the opposite effect); inconclusive: the interval covers 0 or there is one pair; not run: "
+    "the rows are not in the store; no paired ok runs: both sides ran but no seed is ok on both. "
+    f"Low T = each dataset's smallest T, plus T ≤ {LOW_T_MAX}."
+)
+
+
+def _claim_verdict(iv: stats.Interval) -> str:
+    v = stats.interval_verdict(iv)
+    if v == "above":
+        return "supported"
+    if v == "below":
+        return "not supported"
+    return f"inconclusive at {iv.n} seed" + ("s" if iv.n != 1 else "")
+
+
+def _claim_settings(claim: Claim, grid: list[int]) -> list[tuple[int, int]]:
+    """(T of a, T of b) for each setting of `claim` on a dataset whose sweep ran at T in `grid`."""
+    if claim.scope == "largest vs smallest T":
+        return [(grid[-1], grid[0])] if len(grid) > 1 else []
+    if claim.scope == "low T":
+        return [(T, T) for T in sorted({grid[0], *(T for T in grid if T <= LOW_T_MAX)})]
+    return [(T, T) for T in grid]
+
+
+def _comparison(claim: Claim, Ta: int | None = None, Tb: int | None = None) -> str:
+    if claim.scope != "largest vs smallest T":
+        return f"{claim.a} − {claim.b}"
+    if Ta is None:
+        return f"{claim.a} at the largest T − {claim.b} at the smallest T"
+    return f"{claim.a} T={Ta} − {claim.b} T={Tb}"
+
+
+def claims_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Each claim of the paper (`CLAIMS`) per dataset and setting, with the measured effect.
+
+    `df` is prepared rows of any subset of sweeps (e.g. the concatenated stores of several sweep
+    folders). A setting where either side has no row gives ``not run``, one where both ran but
+    no seed is ok on both sides ``no paired ok runs``; a claim with no rows at all gets one
+    ``not run`` row.
+    """
+    cols = [
+        "claim", "sweep", "dataset", "T", "comparison", "n", "effect", "ci_low", "ci_high",
+        "ci_method", "p_ttest_rel", "verdict",
+    ]  # fmt: skip
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    records = []
+    for claim in CLAIMS:
+        sweep_rows = _final_step(_sweep(df, claim.sweep))
+        scores = _seed_scores(df, claim.sweep)
+        mine = sweep_rows[sweep_rows["variant"].isin({claim.a, claim.b})]
+        datasets = _sort(mine[["dataset"]].drop_duplicates(), ["dataset"])["dataset"]
+        rows = []
+        for d in datasets:
+            on_d = sweep_rows[sweep_rows["dataset"] == d]
+            ran = set(zip(on_d["variant"], on_d["T"], strict=True))
+            grid = sorted(int(T) for T in on_d["T"].dropna().unique())
+            for Ta, Tb in _claim_settings(claim, grid):
+                head = (claim.text, claim.sweep, d, min(Ta, Tb), _comparison(claim, Ta, Tb))
+                if (claim.a, Ta) not in ran or (claim.b, Tb) not in ran:
+                    rows.append((*head, 0, np.nan, np.nan, np.nan, "", np.nan, "not run"))
+                    continue
+                res, _ = _pair(scores, (d, Ta), claim.a, claim.b, key_b=(d, Tb))
+                iv = res.diff
+                verdict = _claim_verdict(iv) if iv.n else "no paired ok runs"
+                rows.append(
+                    (*head, iv.n, iv.mean, iv.low, iv.high, iv.method, res.p_ttest, verdict)
+                )
+        if not rows:
+            head = (claim.text, claim.sweep, None, pd.NA, _comparison(claim))
+            rows.append((*head, 0, np.nan, np.nan, np.nan, "", np.nan, "not run"))
+        records += rows
+    out = pd.DataFrame(records, columns=cols)
+    out["T"] = out["T"].astype("Int64")
+    out.attrs[NOTES] = CLAIMS_NOTE
+    return out
+
+
+RANK_NOTE = (
+    "For each (dataset, T): seeds where every method ran ok, split into two halves in every way "
+    f"(or {stats.MAX_SPLITS} random splits, seed {stats.SPLIT_SEED}, when there are more); "
+    "each half ranks the methods by mean accuracy. identical_order: fraction of splits whose two "
+    "rankings agree exactly; kendall_tau_mean: mean Kendall tau-b between them."
+)
+
+
+def rank_stability(df: pd.DataFrame) -> pd.DataFrame:
+    """How stable the ranking of the latency sweep's methods is over seeds, per (dataset, T).
+
+    Only seeds where every method of the (dataset, T) ran ok count; see `stats.rank_agreement`.
+    """
+    cols = [
+        "dataset", "T", "methods", "seeds", "splits", "sampling", "identical_order",
+        "kendall_tau_mean", "note",
+    ]  # fmt: skip
+    scores = _seed_scores(df, "latency")
+    if scores.empty:
+        return pd.DataFrame(columns=cols)
+    records = []
+    for dataset, T in scores.index.droplevel("seed").unique():
+        block = scores.loc[(dataset, T)].dropna(axis=1, how="all").dropna(axis=0)
+        ra = stats.rank_agreement(block.to_numpy())
+        note = ""
+        if ra.methods < 2:
+            note = "fewer than 2 methods"
+        elif ra.seeds < 4:
+            seeds = f"{ra.seeds} seed" + ("s" if ra.seeds != 1 else "")
+            note = f"fewer than 2 seeds per half ({seeds} with every method ok)"
+        records.append(
+            (
+                dataset,
+                T,
+                ra.methods,
+                ra.seeds,
+                ra.splits,
+                ra.sampling,
+                ra.identical_fraction,
+                ra.kendall_tau_mean,
+                note,
+            )
+        )
+    out = _sort(pd.DataFrame(records, columns=cols), ["dataset", "T"])
+    out.attrs[NOTES] = RANK_NOTE
+    return out
+
+
 #: table name -> builder, in the order reports list them
 TABLES = {
     "table1": table1,
@@ -354,6 +643,9 @@ TABLES = {
     "table6": table6,
     "energy": energy_frame,
     "stream_fraction": stream_frame,
+    "paired": paired_table,
+    "claims": claims_table,
+    "rank_stability": rank_stability,
     "status": status_table,
     "failures": failures,
 }
@@ -378,7 +670,12 @@ def _md_cell(v) -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub pipe table (pandas' own needs `tabulate`, which this project does without)."""
+    """A GitHub pipe table (pandas' own needs `tabulate`, which this project does without).
+
+    Columns named in ``df.attrs[CSV_ONLY]`` are left out; ``df.attrs[NOTES]`` follows the table.
+    """
+    notes = df.attrs.get(NOTES, "")
+    df = df.drop(columns=[c for c in df.attrs.get(CSV_ONLY, ()) if c in df])
     header = [str(c) for c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
     lines = [
@@ -387,6 +684,8 @@ def to_markdown(df: pd.DataFrame) -> str:
     ]
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    if notes:  # how to read the cells (see each builder's CSV_ONLY / NOTES attrs)
+        lines += ["", notes]
     return "\n".join(lines) + "\n"
 
 

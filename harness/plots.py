@@ -1,13 +1,16 @@
 """Plots of the aggregated results (matplotlib Agg + seaborn styling), each saved as PNG and SVG.
 
-Inputs are the frames from `harness.aggregate` (accuracy already in percent, mean/std/n per point):
+Inputs are the frames from `harness.aggregate` (accuracy already in percent; mean, 95 %
+confidence interval ci_low/ci_high and n per point). Every interval drawn is that 95 % interval
+over seeds (`harness.stats.mean_ci`); a point from one seed has none.
 
 - `plot_figure2`: accuracy at t = T versus T, one panel per dataset, a line per method (HSD, STS,
-  DTS, TET, ...), error bars = std over seeds; the paper's T = 1 values as hollow markers on the
+  DTS, TET, ...) with a shaded interval band; the paper's T = 1 values as hollow markers on the
   real datasets only.
-- `plot_any_t`: for the model trained at the largest T, accuracy at every inference step t.
-- `plot_energy`: accuracy versus estimated energy per sample (log x).
+- `plot_any_t`: for the model trained at the largest T, accuracy at every inference step t (bands).
+- `plot_energy`: accuracy versus estimated energy per sample (log x), error bars.
 - `plot_stream`: accuracy versus the fraction of the event stream consumed before deciding.
+- `plot_paired`: HSD − baseline accuracy versus T, paired by seed, error bars, a zero line.
 
 Panels of simulated datasets say so in their titles.
 """
@@ -74,16 +77,36 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _errorbar(ax, x, mean, std, color, label, marker="o"):
+CI_LABEL = "95 % CI over seeds"
+
+
+def _ci_yerr(mean, low, high) -> np.ndarray:
+    """Asymmetric error-bar lengths (2 × n) from interval bounds; one seed (NaN bounds): none."""
+    mean = np.asarray(mean, dtype=float)
+    below = mean - np.asarray(low, dtype=float)
+    above = np.asarray(high, dtype=float) - mean
+    return np.nan_to_num(np.vstack([below, above]))
+
+
+def _errorbar(ax, x, frame: pd.DataFrame, color, label, marker="o"):
+    """Points of `frame` at `x` with their interval (columns ci_low / ci_high) as error bars."""
     ax.errorbar(
         x,
-        mean,
-        yerr=np.nan_to_num(np.asarray(std, dtype=float)),  # one seed: no bar
+        frame["mean"],
+        yerr=_ci_yerr(frame["mean"], frame["ci_low"], frame["ci_high"]),
         color=color,
         marker=marker,
         capsize=3,
         label=label,
     )
+
+
+def _band(ax, x, frame: pd.DataFrame, color, label, marker="o"):
+    """A line through the means with its interval shaded (gaps where a point has one seed)."""
+    ax.plot(x, frame["mean"], color=color, marker=marker, label=label)
+    low = frame["ci_low"].astype(float).to_numpy()
+    high = frame["ci_high"].astype(float).to_numpy()
+    ax.fill_between(np.asarray(x, dtype=float), low, high, color=color, alpha=0.15, lw=0)
 
 
 def plot_figure2(fig2: pd.DataFrame, out_dir: str | Path) -> list[Path]:
@@ -94,14 +117,16 @@ def plot_figure2(fig2: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     variants = _variants(data)
     colors = _palette(variants)
     datasets = _datasets(data)
-    fig, axes = _panels(len(datasets), "Figure 2: accuracy at t = T vs inference time steps T")
+    fig, axes = _panels(
+        len(datasets), f"Figure 2: accuracy at t = T vs inference time steps T (shaded: {CI_LABEL})"
+    )
     paper_pts = paper.paper_long("figure2")
     for ax, d in zip(axes, datasets, strict=True):
         sub = data[data["dataset"] == d]
         for v in variants:
             line = sub[sub["variant"] == v].sort_values("T")
             if len(line):
-                _errorbar(ax, line["T"], line["mean"], line["std"], colors[v], v)
+                _band(ax, line["T"], line, colors[v], v)
         # The paper's numbers only on the real dataset they were measured on, hollow and labelled.
         for _, p in paper_pts[paper_pts["dataset"] == d].iterrows():
             ax.plot(
@@ -127,14 +152,17 @@ def plot_any_t(any_t: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     variants = _variants(data)
     colors = _palette(variants)
     datasets = _datasets(data)
-    fig, axes = _panels(len(datasets), "Accuracy at any step t of a model trained at the largest T")
+    fig, axes = _panels(
+        len(datasets),
+        f"Accuracy at any step t of a model trained at the largest T (shaded: {CI_LABEL})",
+    )
     for ax, d in zip(axes, datasets, strict=True):
         sub = data[data["dataset"] == d]
         for v in variants:
             line = sub[sub["variant"] == v].sort_values("t")
             if len(line):
                 T = int(line["T"].iloc[0])
-                _errorbar(ax, line["t"], line["mean"], line["std"], colors[v], f"{v} (T={T})")
+                _band(ax, line["t"], line, colors[v], f"{v} (T={T})")
         ax.set(title=panel_title(d), xlabel="inference step t", ylabel="top-1 accuracy (%)")
         ax.legend(fontsize=7)
     return _save(fig, Path(out_dir), "figure2_any_t")
@@ -155,7 +183,7 @@ def _scatter(frame: pd.DataFrame, x: str, xlabel: str, title: str, stem: str, ou
         for v in variants:
             pts = sub[sub["variant"] == v].sort_values(x)
             if len(pts):
-                _errorbar(ax, pts[x], pts["mean"], pts["std"], colors[v], v)
+                _errorbar(ax, pts[x], pts, colors[v], v)
                 for _, p in pts.iterrows():
                     ax.annotate(
                         f"T={int(p['T'])}",
@@ -178,7 +206,7 @@ def plot_energy(energy: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         energy,
         "energy_j",
         "estimated energy per sample (J, log scale)",
-        "Accuracy vs energy (MAC/AC energy model, 45 nm)",
+        f"Accuracy vs energy (MAC/AC energy model, 45 nm; bars: {CI_LABEL})",
         "accuracy_vs_energy",
         out_dir,
         True,
@@ -191,11 +219,45 @@ def plot_stream(stream: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         stream,
         "stream_fraction",
         "fraction of the event stream consumed",
-        "Accuracy vs stream fraction (sensor-time latency)",
+        f"Accuracy vs stream fraction (sensor-time latency; bars: {CI_LABEL})",
         "accuracy_vs_stream_fraction",
         out_dir,
         False,
     )
+
+
+def plot_paired(paired: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """HSD − baseline accuracy (points) versus T per baseline, paired by seed, with the 95 %
+    interval of the mean difference as error bars and a zero line (above it: HSD ahead)."""
+    data = paired[paired["n"] > 0] if len(paired) else paired
+    if data.empty:
+        return []
+    data = data.rename(columns={"diff_mean": "mean"})
+    baselines = [v for v in LATENCY_ORDER if v in set(data["baseline"])]
+    baselines += sorted(set(data["baseline"]) - set(baselines))
+    colors = _palette(["hsd", *baselines])  # each method keeps its Figure 2 colour
+    datasets = _datasets(data)
+    fig, axes = _panels(
+        len(datasets), f"HSD − baseline accuracy, paired by seed (bars: {CI_LABEL})"
+    )
+    # Nudge the baselines apart on the T axis so that their bars do not hide each other.
+    nudge = {b: 0.08 * (i - (len(baselines) - 1) / 2) for i, b in enumerate(baselines)}
+    for ax, d in zip(axes, datasets, strict=True):
+        sub = data[data["dataset"] == d]
+        ax.axhline(0.0, color="black", lw=0.8)
+        for b in baselines:
+            line = sub[sub["baseline"] == b].sort_values("T")
+            if len(line):
+                x = line["T"].astype(float) + nudge[b]
+                _errorbar(ax, x, line, colors[b], f"hsd − {b}")
+        ax.set(
+            title=panel_title(d),
+            xlabel="inference time steps T",
+            ylabel="accuracy difference (points)",
+        )
+        ax.set_xticks(sorted(sub["T"].unique()))
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out_dir), "paired_differences")
 
 
 def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
@@ -206,4 +268,6 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Pa
     paths += plot_any_t(tables["figure2_any_t"], out_dir)
     paths += plot_energy(tables["energy"], out_dir)
     paths += plot_stream(tables["stream_fraction"], out_dir)
+    if "paired" in tables:
+        paths += plot_paired(tables["paired"], out_dir)
     return paths

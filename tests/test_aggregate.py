@@ -1,4 +1,5 @@
-"""Aggregation of a fixed, hand-written store gives exact tables (means/stds computed by hand)."""
+"""Aggregation of a fixed, hand-written store gives exact tables (means, stds and Student t
+intervals computed by hand)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from harness import aggregate, paper
+from harness.stats import CI_NOTE
 from harness.store import ResultStore
 
 
@@ -54,7 +56,8 @@ def _bad(run_id, sweep, variant, dataset, T, seed, status, error="boom"):
 
 # Chunks (one per run, in file order). Hand computations are next to the tests that use them.
 FIXED_CHUNKS = [
-    # latency on n-digits: hsd T=5 seeds 0, 1 -> at t=5: 70 and 80 -> 75.00 ± 7.07 (n=2)
+    # latency on n-digits: hsd T=5 seeds 0, 1 -> at t=5: 70 and 80 -> mean 75, std 7.07 (n=2),
+    # interval 75 ± t(0.975, 1) * 7.07 / sqrt(2) = 75 ± 12.706 * 5 -> [11.47, 138.53]
     _ok("h5s0", "latency", "hsd", "n-digits", 5, 0, [0.5, 0.55, 0.6, 0.65, 0.70]),
     _ok("h5s1", "latency", "hsd", "n-digits", 5, 1, [0.6, 0.65, 0.7, 0.75, 0.80]),
     # hsd T=2, one seed -> 60.00 (no ±)
@@ -67,11 +70,12 @@ FIXED_CHUNKS = [
     _ok("t5s0", "latency", "tet", "n-digits", 5, 0, [0.3, 0.35, 0.4, 0.45, 0.50]),
     # tet at T=3 is not a Table-1 T for n-digits
     _ok("t3s0", "latency", "tet", "n-digits", 3, 0, [0.3, 0.3, 0.33]),
-    # ablation on n-digits T=5: HT+SKD 90 and 80 -> 85.00 ± 7.07; none diverged
+    # ablation on n-digits T=5: HT+SKD 90 and 80 -> 85 ± 63.53 = [21.47, 148.53]; none diverged
     _ok("a1", "ablation", "HT+SKD", "n-digits", 5, 0, [0.5, 0.6, 0.7, 0.8, 0.90]),
     _ok("a2", "ablation", "HT+SKD", "n-digits", 5, 1, [0.5, 0.6, 0.7, 0.7, 0.80]),
     _bad("a3", "ablation", "none", "n-digits", 5, 0, "diverged", "DivergedError: NaN loss"),
-    # kd on sim-gestures T=2: three seeds 50, 60, 100 -> mean 70, std sqrt(700) = 26.4575
+    # kd on sim-gestures T=2: three seeds 50, 60, 100 -> mean 70, std sqrt(700) = 26.4575,
+    # interval 70 ± t(0.975, 2) * 26.4575 / sqrt(3) = 70 ± 65.72 -> [4.28, 135.72]
     _ok("k1", "kd", "both", "sim-gestures", 2, 0, [0.4, 0.5]),
     _ok("k2", "kd", "both", "sim-gestures", 2, 1, [0.5, 0.6]),
     _ok("k3", "kd", "both", "sim-gestures", 2, 2, [0.9, 1.0]),
@@ -117,6 +121,7 @@ def tables(tmp_path):
 
 
 STD2 = math.sqrt(50.0)  # two seeds 10 points apart: sqrt((5^2 + 5^2) / 1)
+HALF2 = 12.706204736174707 * 5.0  # t(0.975, 1) * STD2 / sqrt(2)
 
 
 def test_figure2_data_exact(tables):
@@ -131,8 +136,11 @@ def test_figure2_data_exact(tables):
     hsd5 = f[(f["variant"] == "hsd") & (f["T"] == 5)].iloc[0]
     assert hsd5["mean"] == pytest.approx(75.0) and hsd5["std"] == pytest.approx(STD2)
     assert (hsd5["n"], hsd5["non_ok"]) == (2, 0)
+    assert (hsd5["ci_low"], hsd5["ci_high"]) == pytest.approx((75.0 - HALF2, 75.0 + HALF2))
+    assert hsd5["ci_method"] == "t"
     sts5 = f[f["variant"] == "sts"].iloc[0]
     assert sts5["mean"] == pytest.approx(40.0) and math.isnan(sts5["std"])
+    assert math.isnan(sts5["ci_low"]) and sts5["ci_method"] == ""  # one seed: no interval
     assert (sts5["n"], sts5["non_ok"]) == (1, 1)
     tet5 = f[(f["variant"] == "tet") & (f["T"] == 5)].iloc[0]
     assert (tet5["mean"], tet5["n"], tet5["non_ok"]) == (pytest.approx(50.0), 1, 0)
@@ -146,12 +154,17 @@ def test_table1_exact_with_separate_paper_columns(tables):
         "n-digits (simulated)",
         "n-digits (simulated) n",
         "n-digits (simulated) non-ok",
+        "n-digits (simulated) mean",
+        "n-digits (simulated) ci_low",
+        "n-digits (simulated) ci_high",
         "paper (CIFAR10-DVS)",
         "paper (N-Caltech101)",
         "paper (DVS-Gesture)",
     ]
     assert t1["variant"].tolist() == ["hsd", "sts", "tet"]  # paper order; tet T=3 left out
-    assert t1["n-digits (simulated)"].tolist() == ["75.00 ± 7.07", "40.00", "50.00"]
+    assert t1["n-digits (simulated)"].tolist() == ["75.00 [11.47, 138.53]", "40.00", "50.00"]
+    assert t1["n-digits (simulated) mean"].tolist() == pytest.approx([75.0, 40.0, 50.0])
+    assert t1["n-digits (simulated) ci_high"].iloc[0] == pytest.approx(75.0 + HALF2)
     assert t1["n-digits (simulated) n"].tolist() == [2, 1, 1]
     assert t1["n-digits (simulated) non-ok"].tolist() == [0, 1, 0]
     assert t1["paper (CIFAR10-DVS)"].iloc[0] == 81.10 and t1["paper (DVS-Gesture)"].iloc[0] == 97.57
@@ -172,12 +185,12 @@ def test_any_t_curve_uses_largest_T(tables):
 def test_ablation_and_kd_tables(tables):
     t2 = tables["table2"]
     assert t2["variant"].tolist() == ["none", "HT+SKD"]  # the paper's row order
-    assert t2["n-digits (simulated)"].tolist() == ["–", "85.00 ± 7.07"]
+    assert t2["n-digits (simulated)"].tolist() == ["–", "85.00 [21.47, 148.53]"]
     assert t2["n-digits (simulated) non-ok"].tolist() == [1, 0]
     assert t2["paper (CIFAR10-DVS)"].tolist() == [73.60, 81.10]
     assert t2["paper (DVS-Gesture)"].tolist() == [94.10, 97.92]
     t6 = tables["table6"]
-    assert t6["sim-gestures (simulated)"].tolist() == ["70.00 ± 26.46"]
+    assert t6["sim-gestures (simulated)"].tolist() == ["70.00 [4.28, 135.72]"]
     assert t6["paper (CIFAR10-DVS)"].tolist() == [78.40]
     assert "paper (DVS-Gesture)" not in t6  # Table 6 is CIFAR10-DVS only
     assert tables["table3"].empty and tables["table4"].empty
@@ -227,7 +240,7 @@ def test_missing_optional_columns_and_empty_rows():
     )
     t = aggregate.build_tables(rows)
     # variant falls back to method; run ids synthesised per seed; real dataset has no "(simulated)"
-    assert t["table1"]["cifar10-dvs"].tolist() == ["80.00 ± 0.00"]
+    assert t["table1"]["cifar10-dvs"].tolist() == ["80.00 [80.00, 80.00]"]  # no spread
     assert t["table1"]["paper (CIFAR10-DVS)"].tolist() == [81.10]
     empty = aggregate.build_tables(pd.DataFrame())
     assert all(df.empty for df in empty.values())
@@ -262,9 +275,20 @@ def test_write_tables(tmp_path):
     rows = ResultStore.existing(write_fixed_store(tmp_path / "s")).rows()
     written = aggregate.write_tables(rows, tmp_path / "tables")
     assert "table3" not in written  # empty tables are skipped
-    assert written["table1"][1].read_text().startswith("| variant | T | n-digits (simulated) |")
+    md = written["table1"][1].read_text()
+    # Markdown: the formatted cell with n beside it, the numbers behind it left to the CSV, and
+    # the note on how the interval is computed under the table
+    assert md.startswith(
+        "| variant | T | n-digits (simulated) | n-digits (simulated) n | "
+        "n-digits (simulated) non-ok | paper (CIFAR10-DVS) |"
+    )
+    assert "| hsd | 5 | 75.00 [11.47, 138.53] | 2 | 0 | 81.10 |" in md
+    assert md.rstrip().endswith(CI_NOTE) and "ci_low" not in md
     back = pd.read_csv(written["table2"][0])
     assert back["paper (N-Caltech101)"].tolist() == [73.58, 80.20]
+    assert back["n-digits (simulated) ci_low"].tolist() == pytest.approx(
+        [math.nan, 85 - HALF2], nan_ok=True
+    )
 
 
 def test_paper_numbers_only_for_real_datasets():

@@ -22,7 +22,9 @@ def test_report_end_to_end(tmp_path, capsys):
     out = write_fixed_store(tmp_path / "sweep")
     assert main([str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "## Table 1" in printed and "| hsd | 5 | 75.00 ± 7.07 | 2 | 0 | 81.10 |" in printed
+    assert (
+        "## Table 1" in printed and "| hsd | 5 | 75.00 [11.47, 138.53] | 2 | 0 | 81.10 |" in printed
+    )
     assert "## Figure 2" in printed and str(out / "tables") in printed
     for name in ("table1", "figure2", "figure2_any_t", "table2", "table5", "table6", "status"):
         for ext in ("csv", "md"):
