@@ -15,8 +15,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from harness import aggregate
 from harness.store import ResultStore, StoreError, TornTailWarning
+from harness.tables import build_tables, to_markdown, write_tables
 
 
 def build_report(out_dir: str | Path, *, plots: bool = True):
@@ -29,9 +29,9 @@ def build_report(out_dir: str | Path, *, plots: bool = True):
     rows = store.rows()
     if rows.empty:
         raise StoreError(f"{store.path} holds no complete rows yet; nothing to report")
-    tables = aggregate.build_tables(rows)  # validates everything before any file is written
+    tables = build_tables(rows)  # validates everything before any file is written
     out = Path(out_dir)
-    written = aggregate.write_tables(rows, out / "tables")
+    written = write_tables(rows, out / "tables")
     table_files = [p for pair in written.values() for p in pair]
     plot_files: list[Path] = []
     if plots:
@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     for title, name in (("Table 1", "table1"), ("Figure 2 (accuracy at t = T vs T)", "figure2")):
         if not tables[name].empty:
-            print(f"## {title}\n\n{aggregate.to_markdown(tables[name])}")
+            print(f"## {title}\n\n{to_markdown(tables[name])}")
     status = tables["status"]
     if not status.empty:
-        print(f"## Runs per status\n\n{aggregate.to_markdown(status)}")
+        print(f"## Runs per status\n\n{to_markdown(status)}")
     print(f"tables ({len(table_files)} files): {out / 'tables'}")
     if plot_files:
         print(f"plots ({len(plot_files)} files): {out / 'plots'}")

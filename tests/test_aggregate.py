@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import aggregate, paper
+from harness import paper
 from harness.stats import CI_NOTE
 from harness.store import ResultStore
+from harness.tables import build_tables, to_markdown, write_tables
 
 
 def _ok(run_id, sweep, variant, dataset, T, seed, accs, **extra):
@@ -117,7 +118,7 @@ def write_fixed_store(out_dir: Path) -> Path:
 @pytest.fixture
 def tables(tmp_path):
     rows = ResultStore.existing(write_fixed_store(tmp_path)).rows()
-    return aggregate.build_tables(rows)
+    return build_tables(rows)
 
 
 STD2 = math.sqrt(50.0)  # two seeds 10 points apart: sqrt((5^2 + 5^2) / 1)
@@ -238,11 +239,11 @@ def test_missing_optional_columns_and_empty_rows():
             for s in (0, 1)
         ]
     )
-    t = aggregate.build_tables(rows)
+    t = build_tables(rows)
     # variant falls back to method; run ids synthesised per seed; real dataset has no "(simulated)"
     assert t["table1"]["cifar10-dvs"].tolist() == ["80.00 [80.00, 80.00]"]  # no spread
     assert t["table1"]["paper (CIFAR10-DVS)"].tolist() == [81.10]
-    empty = aggregate.build_tables(pd.DataFrame())
+    empty = build_tables(pd.DataFrame())
     assert all(df.empty for df in empty.values())
 
 
@@ -261,19 +262,19 @@ def test_percent_accuracy_is_rejected():
         ]
     )
     with pytest.raises(ValueError, match="fraction"):
-        aggregate.build_tables(rows)
+        build_tables(rows)
 
 
 def test_markdown_formatter():
     df = pd.DataFrame({"a": ["x|y", None], "b": [1.5, float("nan")], "c": [3, 4]})
-    assert aggregate.to_markdown(df) == (
+    assert to_markdown(df) == (
         "| a | b | c |\n| --- | ---: | ---: |\n| x\\|y | 1.50 | 3 |\n| – | – | 4 |\n"
     )
 
 
 def test_write_tables(tmp_path):
     rows = ResultStore.existing(write_fixed_store(tmp_path / "s")).rows()
-    written = aggregate.write_tables(rows, tmp_path / "tables")
+    written = write_tables(rows, tmp_path / "tables")
     assert "table3" not in written  # empty tables are skipped
     md = written["table1"][1].read_text()
     # Markdown: the formatted cell with n beside it, the numbers behind it left to the CSV, and
@@ -306,7 +307,7 @@ def test_retried_run_through_the_store_counts_once(tmp_path):
     ok = _ok("r", "latency", "hsd", "n-digits", 2, 0, [0.5, 0.75], options={"ht": True})
     store.append(ok)
     store.append(_ok("q", "latency", "hsd", "n-digits", 2, 1, [0.5, 0.25]))
-    t = aggregate.build_tables(store.rows())
+    t = build_tables(store.rows())
     assert t["table1"].empty  # T = 2 is not a paper T
     f = t["figure2_data"].iloc[0]
     assert (f["mean"], f["std"], f["n"], f["non_ok"]) == (

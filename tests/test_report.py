@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from test_aggregate import write_fixed_store
 
-from harness import aggregate, plots
+from harness import plots
 from harness.report import main
 from harness.store import ResultStore
+from harness.tables import build_tables
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -83,11 +84,11 @@ def test_cli_module_exit_code(tmp_path):
 
 def test_plots_skip_missing_data_and_write_files(tmp_path):
     rows = ResultStore.existing(write_fixed_store(tmp_path / "s")).rows()
-    tables = aggregate.build_tables(rows)
+    tables = build_tables(rows)
     paths = plots.plot_figure2(tables["figure2_data"], tmp_path / "p")
     assert [p.name for p in paths] == ["figure2.png", "figure2.svg"]
     assert all(p.stat().st_size > 0 for p in paths)
-    empty = aggregate.build_tables(rows[rows["sweep"] == "params"])
+    empty = build_tables(rows[rows["sweep"] == "params"])
     assert plots.write_plots(empty, tmp_path / "q") == []
     assert plots.panel_title("sim-gestures").startswith("sim-gestures (SIMULATED data)")
     assert plots.panel_title("cifar10-dvs") == "CIFAR10-DVS"

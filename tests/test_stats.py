@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from harness import aggregate, stats
+from harness import aggregate, comparisons, stats
+from harness.tables import build_tables, write_tables
 
 T975_2 = 4.302652729749464  # Student t quantile t(0.975, 2 degrees of freedom)
 
@@ -136,7 +137,7 @@ def _rows(sweep, dataset, variant, T, accs_pct, status="ok"):
 
 def _tables(*row_lists):
     rows = pd.DataFrame([r for rs in row_lists for r in rs])
-    return aggregate.build_tables(rows)
+    return build_tables(rows)
 
 
 HSD1 = [80.0, 85.0, 90.0, 88.0]  # seed 3 has no STS / DTS / TET partner
@@ -205,7 +206,7 @@ def test_claims_on_a_subset_of_sweeps_and_low_T_definition():
         _rows("ht", "sim-gestures", "SLTT w/o HT", 10, [40.0]),
     ]
     c = _tables(*ht)["claims"]
-    assert c["claim"].tolist() == [claim.text for claim in aggregate.CLAIMS]
+    assert c["claim"].tolist() == [claim.text for claim in comparisons.CLAIMS]
     by = c.set_index("claim")["verdict"]
     assert by["HT improves TET"] == "inconclusive at 1 seed"
     assert by["HT improves SLTT"] == "no paired ok runs"
@@ -225,7 +226,7 @@ def test_claims_on_a_subset_of_sweeps_and_low_T_definition():
 
 
 def test_claim_variants_exist_in_their_sweeps():
-    for claim in aggregate.CLAIMS:
+    for claim in comparisons.CLAIMS:
         assert {claim.a, claim.b} <= set(aggregate.VARIANT_ORDER[claim.sweep]), claim.text
 
 
@@ -251,12 +252,12 @@ def test_rank_stability_table():
 
 def test_comparison_tables_written_with_notes(tmp_path):
     rows = pd.DataFrame([r for rs in LATENCY for r in rs])
-    written = aggregate.write_tables(rows, tmp_path / "tables")
-    tables = aggregate.build_tables(rows)
+    written = write_tables(rows, tmp_path / "tables")
+    tables = build_tables(rows)
     for name, note in (
-        ("paired", aggregate.PAIRED_NOTE),
-        ("claims", aggregate.CLAIMS_NOTE),
-        ("rank_stability", aggregate.RANK_NOTE),
+        ("paired", comparisons.PAIRED_NOTE),
+        ("claims", comparisons.CLAIMS_NOTE),
+        ("rank_stability", comparisons.RANK_NOTE),
     ):
         csv, md = written[name]
         assert md.read_text().rstrip().endswith(note)
