@@ -10,6 +10,9 @@ stored as a single row with t = T, acc = NaN and a status from the shared vocabu
 
 Only ``failed`` is retried (`retries` times): OOM and divergence are deterministic for a seeded
 config. A retry reuses the trial's checkpoint folder, so it resumes after the last finished epoch.
+
+A finished run also leaves its per-sample outcomes (test and validation) in
+``<out_dir>/samples/<run_id>.npz`` (`harness.samples`), the data of the early-exit analysis.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import math
 import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import samples
 from harness.sweeps import Trial, load_methods
 
 ExecuteFn = Callable[..., list[dict[str, Any]]]
@@ -79,7 +84,8 @@ def run_trial(
 ) -> list[dict[str, Any]]:
     """Execute `trial` (resolved config) and return its rows with ``sweep`` and ``variant`` added.
 
-    Checkpoints go to ``<out_dir>/checkpoints/<run_id>`` so a rerun or a retry resumes. Never
+    Checkpoints go to ``<out_dir>/checkpoints/<run_id>`` so a rerun or a retry resumes; the
+    per-sample outcomes of a finished run go to ``<out_dir>/samples/<run_id>.npz``. Never
     raises for a training problem; KeyboardInterrupt/SystemExit still propagate.
     """
     if execute is None:
@@ -91,6 +97,7 @@ def run_trial(
     attempt = 0
     while True:
         attempt += 1
+        evaluations: list = []
         try:
             rows = execute(
                 trial.cfg,
@@ -99,6 +106,7 @@ def run_trial(
                 device=device,
                 checkpoint_dir=ckpt,
                 on_epoch=on_epoch,
+                on_evaluation=evaluations.append,
             )
         except Exception as err:  # noqa: BLE001 - every failure becomes a row
             status = classify(err)
@@ -111,9 +119,31 @@ def run_trial(
                 tb = traceback.format_exception(type(err), err, err.__traceback__)
                 text += "\n" + "".join(tb[-3:])[-2000:]
             return [failure_row(trial, status, text, time.perf_counter() - t0, attempt)]
+        if evaluations:
+            save_samples(out_dir, rows, evaluations[-1])
         return [
             {**r, "sweep": trial.sweep, "variant": trial.variant, "attempts": attempt} for r in rows
         ]
+
+
+def save_samples(out_dir: str | Path, rows: list[dict[str, Any]], evaluation) -> Path | None:
+    """Write a finished run's per-sample outcomes next to the store (nothing for an evaluation
+    without them). A full disk costs the early-exit data of this run, never its rows."""
+    per_sample = getattr(evaluation, "per_sample", None)
+    if not per_sample or not rows:
+        return None
+    ordered = sorted(rows, key=lambda r: r["t"])
+    run_id = ordered[0]["run_id"]
+    try:
+        return samples.save(
+            samples.samples_path(out_dir, run_id),
+            run_id=run_id,
+            per_sample=per_sample,
+            stream_fraction=[r["stream_fraction"] for r in ordered],
+        )
+    except OSError as err:
+        warnings.warn(f"per-sample outcomes of run {run_id} not saved: {err}", stacklevel=2)
+        return None
 
 
 def drop_checkpoints(out_dir: str | Path, run_id: str) -> None:

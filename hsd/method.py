@@ -153,12 +153,15 @@ def execute(
     checkpoint_dir: str | Path | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    on_evaluation: Callable[[Any], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one config end to end; return one row per inference step t = 1..T.
 
     Each row holds the resolved config, the metrics at t, and the provenance (run id, git commit,
     device, neuron backend, wall time, peak memory). Divergence (NaN loss) and out-of-memory are
     not caught here: the caller (the harness) records them as rows with a status.
+    `on_evaluation` receives the method's `hsd.engine.Evaluation` (its per-sample outcomes do not
+    fit in rows; the harness stores them in a file of their own).
     """
     from hsd.data import load_frames
 
@@ -179,6 +182,8 @@ def execute(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     evaluation = METHODS[cfg.method].run(cfg, ctx)
+    if on_evaluation is not None:
+        on_evaluation(evaluation)
     wall = time.perf_counter() - t0
     from hsd.engine import peak_memory_mb
 
