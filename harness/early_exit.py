@@ -214,7 +214,11 @@ def tables(
     curves, budget_rows = [], []
     no_val = 0
     for run in runs.itertuples(index=False):
-        splits = sample_store.load(run.path)
+        try:
+            splits = sample_store.load(run.path)
+        except ValueError as err:  # one unreadable file costs its run, not the report
+            notes.append(f"skipped run {run.run_id}: {err}")
+            continue
         meta = {"run_id": run.run_id, "dataset": run.dataset, "variant": run.variant, "T": run.T}
         if "test" in splits:
             c = curve(splits["test"], thresholds, score)
