@@ -196,7 +196,8 @@ def tables(
     - ``early_exit``: per (dataset, variant, T, threshold) mean and 95 % CI over seeds of
       accuracy, mean / p95 exit step, stream fraction and energy (test split);
     - ``early_exit_frontier``: per dataset, the (variant, T, threshold) points of ``early_exit``
-      on the Pareto frontier of accuracy against mean exit step;
+      on the Pareto frontier of accuracy against mean exit step (of equal points of one model,
+      the lowest threshold);
     - ``early_exit_budget``: per (dataset, variant, T) and budget B, the test accuracy of the
       threshold chosen on validation for "mean exit ≤ B steps" (mean ± 95 % CI over seeds).
 
@@ -239,7 +240,12 @@ def tables(
         front = []
         for _, g in ee.groupby("dataset", sort=False):
             front.append(g[pareto_mask(g["mean exit step"], g["acc (%)"])])
-        frontier = pd.concat(front).sort_values(["dataset", "mean exit step"])
+        # Thresholds that change no exit give equal points: keep the lowest threshold of each.
+        frontier = (
+            pd.concat(front)
+            .drop_duplicates([*keys, "mean exit step", "acc (%)"])
+            .sort_values(["dataset", "mean exit step"], kind="stable")
+        )
     else:
         ee = pd.DataFrame(columns=[*keys, "threshold", "n"])
         frontier = ee.copy()
@@ -269,15 +275,17 @@ def format_ci(mean: float, ci: float) -> str:
 
 
 def _budget_wide(s: pd.DataFrame) -> pd.DataFrame:
-    """Rows (dataset, variant, T), per budget the test accuracy and the test mean exit step."""
+    """Rows (dataset, variant, T), per budget B the test accuracy (mean ± 95 % CI over seeds)
+    and the test mean exit step; the threshold of each seed was chosen on its validation split
+    for "validation mean exit ≤ B"."""
     keys = _group_keys()
     out = s[keys].drop_duplicates().reset_index(drop=True)
     for b in sorted(s["budget"].unique()):
         sub = out.merge(s[s["budget"] == b], on=keys, how="left")
-        label = f"exit ≤ {b:g}"
-        out[f"acc (%) {label}"] = [
+        label = f"≤ {b:g} step" + ("s" if b != 1 else "")
+        out[f"acc (%) at {label}"] = [
             format_ci(m, c) for m, c in zip(sub["acc (%)"], sub["acc (%) ci95"], strict=True)
         ]
-        out[f"mean exit {label}"] = sub["mean exit step"].round(2).to_numpy()
+        out[f"test mean exit at {label}"] = sub["mean exit step"].round(2).to_numpy()
     out["n"] = s.groupby(keys, sort=False)["n"].max().to_numpy()
     return out

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.latex import DEFAULT_INTERVAL, INTERVALS, TITLES, is_paper_column, merge_intervals
+from harness.latex import (
+    DEFAULT_INTERVAL,
+    INTERVALS,
+    TITLES,
+    fmt_number,
+    is_paper_column,
+    merge_intervals,
+)
 from harness.store import MANIFEST_FILE, PROVENANCE_FILE
 
 REPORT_FILE = "report.html"
@@ -38,13 +45,11 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
 """
 
 
-def _cell(v) -> str:
+def _cell(v, column: str) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, float):
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        return f"{v:.2f}" if v == 0 or 0.01 <= abs(v) < 1e6 else f"{v:.3g}"
+        return fmt_number(v, column)
     return str(v)
 
 
@@ -62,15 +67,19 @@ def table_html(df: pd.DataFrame) -> str:
         return f' class="{" ".join(names)}"' if names else ""
 
     head = "".join(
-        f"<th{cls(c)}>{html.escape(str(c))}"
-        + (" (the paper's, not measured)" if is_paper_column(c) else "")
+        f"<th{cls(c)}>"
+        + (
+            html.escape(str(c)[len("paper (") : -1]) + " (the paper's, not measured)"
+            if is_paper_column(c)
+            else html.escape(str(c))
+        )
         + "</th>"
         for c in table.columns
     )
     body = []
     for row in table.itertuples(index=False):
         cells = "".join(
-            f"<td{cls(c)}>{html.escape(_cell(v))}</td>"
+            f"<td{cls(c)}>{html.escape(_cell(v, str(c)))}</td>"
             for c, v in zip(table.columns, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")

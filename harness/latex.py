@@ -6,8 +6,8 @@ Generic over any table of the report (a DataFrame by name):
   a tidy ``mean``/``std`` pair becomes ``acc (%)`` with ``mean ± std``; cells already written as
   ``81.10 ± 0.50`` are kept;
 - in every column of such values (and in the paper's columns) the best value is bold: the
-  highest, or the lowest for cost columns (exit step, stream fraction, energy), per dataset when
-  the table has a ``dataset`` column;
+  highest, or for cost columns (exit step, stream fraction, energy) the lowest when only one
+  row has it; per dataset when the table has a ``dataset`` column;
 - the paper's columns (``paper (<dataset>)``) are marked with a dagger and a note under the
   table saying they are the paper's numbers, not measurements;
 - a ``non-ok`` column that is all zero is left out (nothing failed).
@@ -57,7 +57,7 @@ INTERVALS = {
     "early_exit_budget": "mean ± 95 % Student-t confidence interval over seeds",
 }
 DEFAULT_INTERVAL = "mean ± sample standard deviation over seeds"
-_PM = re.compile(r"^\s*(-?[\d.]+(?:e-?\d+)?)\s*±\s*([\d.]+(?:e-?\d+)?)\s*$")
+_PM = re.compile(r"^\s*(-?[\d.]+(?:e[-+]?\d+)?)\s*±\s*([\d.]+(?:e[-+]?\d+)?)\s*$")
 _LOWER_IS_BETTER = re.compile(r"exit|stream|fraction|energy|macs|acs|latency", re.I)
 _SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -91,13 +91,30 @@ def _missing(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
-def _number(v: float) -> str:
+#: columns whose values need every digit (a threshold of 0.995 is not 1.00)
+PRECISE_COLUMNS = frozenset({"threshold"})
+
+
+def fmt_number(v: float, column: str = "") -> str:
+    """Plain-text number: 2 decimals, 3 significant digits when tiny or huge, ∞ for infinity."""
+    v = float(v)
     if math.isinf(v):
-        return r"$\infty$" if v > 0 else r"$-\infty$"
+        return "∞" if v > 0 else "-∞"
+    if column in PRECISE_COLUMNS:
+        return f"{v:g}"
     if v == 0 or 0.01 <= abs(v) < 1e6:
         return f"{v:.2f}"
-    mant, exp = f"{v:.2e}".split("e")
-    return rf"${mant} \times 10^{{{int(exp)}}}$"
+    return f"{v:.3g}"
+
+
+def _tex_number(text: str) -> str:
+    """A number printed by `fmt_number` as LaTeX math content (1.2e-07 -> 1.2 \times 10^{-7})."""
+    if text in ("∞", "-∞"):
+        return text.replace("∞", r"\infty")
+    if "e" in text:
+        mant, exp = text.split("e")
+        return rf"{mant} \times 10^{{{int(exp)}}}"
+    return text
 
 
 def merge_intervals(df: pd.DataFrame) -> pd.DataFrame:
@@ -112,9 +129,9 @@ def merge_intervals(df: pd.DataFrame) -> pd.DataFrame:
             if _missing(m):
                 cells.append("–")
             elif _missing(i) or not math.isfinite(float(m)):
-                cells.append(f"{float(m):.2f}" if math.isfinite(float(m)) else m)
+                cells.append(fmt_number(m, value))
             else:
-                cells.append(f"{float(m):.2f} ± {float(i):.2f}")
+                cells.append(f"{fmt_number(m, value)} ± {fmt_number(i, value)}")
         out[value] = cells
         out = out.drop(columns=interval)
     if ("mean", "std") in pairs:
@@ -154,20 +171,26 @@ def best_mask(df: pd.DataFrame) -> pd.DataFrame:
             if sub.notna().sum() < 2:
                 continue
             best = sub.min() if lower else sub.max()
-            mask.loc[sub.index[sub == best], col] = True
+            hits = sub.index[sub == best]
+            if lower and len(hits) > 1:
+                continue  # a cost every point ties on (e.g. 1 step at T = 1) singles nothing out
+            mask.loc[hits, col] = True
     return mask
 
 
-def _cell(v, bold: bool) -> str:
+def _cell(v, bold: bool, column: str = "") -> str:
     if _missing(v):
         text = "--"
     elif isinstance(v, (float, np.floating)):
-        text = _number(float(v))
+        text = f"${_tex_number(fmt_number(v, column))}$"
+        if not re.search(r"\\", text):  # plain decimals need no math mode
+            text = text.strip("$")
     elif isinstance(v, str) and _PM.match(v):
         m = _PM.match(v)
+        a, b = _tex_number(m.group(1)), _tex_number(m.group(2))
         if bold:  # \textbf does not reach into math mode
-            return rf"$\mathbf{{{m.group(1)}}} \pm \mathbf{{{m.group(2)}}}$"
-        return rf"${m.group(1)} \pm {m.group(2)}$"
+            return rf"$\mathbf{{{a}}} \pm \mathbf{{{b}}}$"
+        return rf"${a} \pm {b}$"
     else:
         text = escape(v)
     return rf"\textbf{{{text}}}" if bold else text
@@ -199,7 +222,10 @@ def to_latex(df: pd.DataFrame, *, name: str = "", caption: str | None = None) ->
         r"\midrule",
     ]
     for i in range(len(table)):
-        cells = [_cell(table.iat[i, j], bool(bold.iat[i, j])) for j in range(table.shape[1])]
+        cells = [
+            _cell(table.iat[i, j], bool(bold.iat[i, j]), str(table.columns[j]))
+            for j in range(table.shape[1])
+        ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     interval = INTERVALS.get(name, DEFAULT_INTERVAL)

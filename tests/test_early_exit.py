@@ -165,11 +165,14 @@ def test_tables_of_a_sweep_folder(tmp_path):
     assert ee["acc (%)"].tolist() == pytest.approx([100 / 3, 200 / 3, 100.0])
     assert ee["n"].tolist() == [2, 2, 2] and ee["acc (%) ci95"].tolist() == [0.0, 0.0, 0.0]
     # every point is on the frontier: each costs more and is more accurate
-    assert len(tabs["early_exit_frontier"]) == 3
+    assert tabs["early_exit_frontier"]["threshold"].tolist() == [0.0, 0.5, math.inf]
     budget = tabs["early_exit_budget"]
-    assert budget.loc[0, "acc (%) exit ≤ 1"] == "33.33 ± 0.00"
-    assert budget.loc[0, "acc (%) exit ≤ 2"] == "100.00 ± 0.00"
-    assert budget.loc[0, "mean exit exit ≤ 1"] == 1.0
+    assert budget.loc[0, "acc (%) at ≤ 1 step"] == "33.33 ± 0.00"
+    assert budget.loc[0, "acc (%) at ≤ 2 steps"] == "100.00 ± 0.00"
+    assert budget.loc[0, "test mean exit at ≤ 1 step"] == 1.0
+    tabs, _ = early_exit.tables(tmp_path, rows, thresholds=[0.0, 0.1, 0.5])
+    # θ = 0.1 exits exactly like θ = 0 (every confidence is ≥ 0.4): one point, the lower θ
+    assert tabs["early_exit_frontier"]["threshold"].tolist() == [0.0, 0.5]
 
 
 def test_tables_without_any_samples(tmp_path):

@@ -32,7 +32,7 @@ def test_page_is_self_contained_with_claims_first(tmp_path):
     assert page.index('id="claims"') < page.index('id="table1"') and 'id="empty"' not in page
     assert "data:image/png;base64," in page and "p.png" not in page.split("alt=")[0]
     assert "&lt;holds&gt;" in page and "n &amp; m" in page  # text is escaped
-    assert "paper (CIFAR10-DVS) (the paper's, not measured)</th>" in page
+    assert ">CIFAR10-DVS (the paper's, not measured)</th>" in page
     # nothing is fetched from elsewhere: every src/href is a data URI or an in-page anchor
     links = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert links and all(u.startswith(("data:", "#")) for u in links)
