@@ -116,7 +116,7 @@ def train_and_test(
     ctx.info["neuron"] = cfg.neuron
     ctx.info["neuron_backend"] = neurons.neuron_backend(net)
     ctx.info["best_val_acc"] = summary["best_val_acc"]
-    return evaluate(net, test(), bf16=cfg.bf16, device=ctx.device)
+    return evaluate(net, test(), val_batches=val(), bf16=cfg.bf16, device=ctx.device)
 
 
 def detach_states(model: nn.Module) -> None:

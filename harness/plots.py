@@ -11,8 +11,12 @@ over seeds (`harness.stats.mean_ci`); a point from one seed has none.
 - `plot_energy`: accuracy versus estimated energy per sample (log x), error bars.
 - `plot_stream`: accuracy versus the fraction of the event stream consumed before deciding.
 - `plot_paired`: HSD − baseline accuracy versus T, paired by seed, error bars, a zero line.
+- `plot_early_exit`: early exit (stop at the first step whose confidence reaches a threshold):
+  accuracy versus mean exit step and versus mean stream fraction at exit, a curve over thresholds
+  per method (its model trained at the largest T), 95 % CI over seeds, and the Pareto frontier
+  over every method, T and threshold.
 
-Panels of simulated datasets say so in their titles.
+Panels of simulated datasets say so in their titles. Every plot is saved as PNG, SVG and PDF.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import seaborn as sns  # noqa: E402
 from harness import paper  # noqa: E402
 from harness.aggregate import DATASET_ORDER, LATENCY_ORDER  # noqa: E402
 
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
 
 
 def panel_title(dataset: str) -> str:
@@ -260,8 +264,68 @@ def plot_paired(paired: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     return _save(fig, Path(out_dir), "paired_differences")
 
 
+def _early_exit_panel(ax, sub: pd.DataFrame, x: str, colors: dict) -> None:
+    from harness.early_exit import pareto_mask
+
+    # One curve per method: its model trained at the largest T (the most room to exit early).
+    # The 95 % CI of the accuracy is a band (clipped to [0, 100]); with few seeds it is wide and
+    # error bars would hide the curves. The CI of the x value is in the early_exit table.
+    for v, line in sub.groupby("variant", sort=False):
+        line = line[line["T"] == line["T"].max()].sort_values(["threshold"])
+        T = int(line["T"].iloc[0])
+        acc = line["acc (%)"].to_numpy(dtype=float)
+        ci = np.nan_to_num(line["acc (%) ci95"].to_numpy(dtype=float))  # one seed: no band
+        ax.plot(line[x], acc, color=colors[v], marker="o", markersize=3, label=f"{v} (T={T})")
+        ax.fill_between(
+            line[x],
+            np.clip(acc - ci, 0, 100),
+            np.clip(acc + ci, 0, 100),
+            color=colors[v],
+            alpha=0.15,
+            lw=0,
+        )
+    front = sub[pareto_mask(sub[x], sub["acc (%)"])].sort_values(x)
+    ax.step(
+        front[x],
+        front["acc (%)"],
+        where="post",
+        color="black",
+        ls="--",
+        lw=1,
+        marker="s",
+        mfc="none",
+        markersize=7,
+        label="Pareto frontier (all methods, T, thresholds)",
+    )
+
+
+def plot_early_exit(ee: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Early-exit accuracy (%) versus mean exit step and versus mean stream fraction at exit."""
+    data = ee[ee["n"] > 0] if len(ee) else ee
+    if data.empty:
+        return []
+    variants = _variants(data)
+    colors = _palette(variants)
+    datasets = _datasets(data)
+    paths: list[Path] = []
+    for x, xlabel, stem in (
+        ("mean exit step", "mean exit step (time steps)", "early_exit_steps"),
+        ("stream fraction", "mean fraction of the event stream consumed", "early_exit_stream"),
+    ):
+        fig, axes = _panels(
+            len(datasets),
+            "Early exit at a confidence threshold\n(bands: 95 % CI over seeds)",
+        )
+        for ax, d in zip(axes, datasets, strict=True):
+            _early_exit_panel(ax, data[data["dataset"] == d], x, colors)
+            ax.set(title=panel_title(d), xlabel=xlabel, ylabel="top-1 accuracy (%)")
+            ax.legend(fontsize=7)
+        paths += _save(fig, Path(out_dir), stem)
+    return paths
+
+
 def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
-    """Every plot whose data is present in `tables` (from `aggregate.build_tables`)."""
+    """Every plot whose data is present in `tables` (from `harness.tables.build_tables`)."""
     sns.set_theme(style="whitegrid", context="paper")
     paths: list[Path] = []
     paths += plot_figure2(tables["figure2_data"], out_dir)
@@ -270,4 +334,6 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Pa
     paths += plot_stream(tables["stream_fraction"], out_dir)
     if "paired" in tables:
         paths += plot_paired(tables["paired"], out_dir)
+    if "early_exit" in tables:
+        paths += plot_early_exit(tables["early_exit"], out_dir)
     return paths

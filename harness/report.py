@@ -2,8 +2,11 @@
 
     python -m harness.report OUTDIR [--no-plots]
 
-Writes ``OUTDIR/tables/<name>.{csv,md}`` and ``OUTDIR/plots/<name>.{png,svg}``, prints where they
-are, and prints Table 1 and the Figure-2 data as Markdown. Bad input (missing folder, no store,
+Writes ``OUTDIR/tables/<name>.{csv,md,tex}``, ``OUTDIR/plots/<name>.{png,svg,pdf}`` and one
+self-contained ``OUTDIR/report.html`` (tables, embedded plots, provenance), prints where they are,
+and prints Table 1 and the Figure-2 data as Markdown. The early-exit tables and plots
+(`harness.early_exit`) come from the per-sample files ``OUTDIR/samples/<run_id>.npz``; a store
+without them gets every other output and a note saying so. Bad input (missing folder, no store,
 a corrupted row) prints a message on stderr and exits with code 2; nothing is written then, because
 the whole store is read and every table built before the first file is written.
 """
@@ -15,15 +18,18 @@ import sys
 import warnings
 from pathlib import Path
 
+from harness import aggregate, early_exit, html_report, latex
 from harness.store import ResultStore, StoreError, TornTailWarning
 from harness.tables import build_tables, to_markdown, write_tables
 
 
-def build_report(out_dir: str | Path, *, plots: bool = True):
-    """Write tables (and plots) for the store in `out_dir`.
+def build_report(out_dir: str | Path, *, plots: bool = True, notes: list[str] | None = None):
+    """Write tables (CSV, Markdown, LaTeX), plots (PNG, SVG, PDF) and report.html for `out_dir`.
 
-    Returns ``(tables, table_files, plot_files)``: the DataFrames by name and the paths written.
-    Raises StoreError / ValueError on bad input before writing anything.
+    Returns ``(tables, table_files, plot_files)``: the DataFrames by name (the early-exit ones
+    included) and the paths written. Notes on missing data (also shown in report.html) are
+    appended to `notes` when given. Raises StoreError / ValueError on bad input before writing
+    anything.
     """
     store = ResultStore.existing(out_dir)
     rows = store.rows()
@@ -31,13 +37,26 @@ def build_report(out_dir: str | Path, *, plots: bool = True):
         raise StoreError(f"{store.path} holds no complete rows yet; nothing to report")
     tables = build_tables(rows)  # validates everything before any file is written
     out = Path(out_dir)
+    prepared = aggregate.prepare(rows)
+    ee_tables, ee_notes = early_exit.tables(out, prepared)
+    if notes is not None:
+        notes += ee_notes
+    tables = {**tables, **ee_tables}
     written = write_tables(rows, out / "tables")
     table_files = [p for pair in written.values() for p in pair]
+    for name, table in ee_tables.items():
+        if not table.empty:
+            csv, md = out / "tables" / f"{name}.csv", out / "tables" / f"{name}.md"
+            table.to_csv(csv, index=False)
+            md.write_text(to_markdown(table))
+            table_files += [csv, md]
+    table_files += latex.write_latex(tables, out / "tables")
     plot_files: list[Path] = []
     if plots:
         from harness import plots as plotting  # matplotlib only when plotting
 
         plot_files = plotting.write_plots(tables, out / "plots")
+    html_report.write_html(out, tables, plots=plot_files, notes=ee_notes, rows=prepared)
     return tables, table_files, plot_files
 
 
@@ -52,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornTailWarning)
         try:
-            tables, table_files, plot_files = build_report(args.out_dir, plots=not args.no_plots)
+            notes: list[str] = []
+            tables, table_files, plot_files = build_report(
+                args.out_dir, plots=not args.no_plots, notes=notes
+            )
         except (StoreError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -63,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     out = Path(args.out_dir)
+    for note in notes:
+        print(f"note: {note}")
     for title, name in (("Table 1", "table1"), ("Figure 2 (accuracy at t = T vs T)", "figure2")):
         if not tables[name].empty:
             print(f"## {title}\n\n{to_markdown(tables[name])}")
@@ -70,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     if not status.empty:
         print(f"## Runs per status\n\n{to_markdown(status)}")
     print(f"tables ({len(table_files)} files): {out / 'tables'}")
+    if not tables["early_exit_budget"].empty:
+        print(
+            "## Accuracy at a latency budget (threshold chosen on validation)\n\n"
+            + to_markdown(tables["early_exit_budget"])
+        )
     if plot_files:
         print(f"plots ({len(plot_files)} files): {out / 'plots'}")
+    print(f"report: {out / html_report.REPORT_FILE}")
     return 0
 
 

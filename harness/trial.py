@@ -10,6 +10,8 @@ stored as a single row with t = T, acc = NaN and a status from the shared vocabu
 
 Only ``failed`` is retried (`retries` times): OOM and divergence are deterministic for a seeded
 config. A retry reuses the trial's checkpoint folder, so it resumes after the last finished epoch.
+A finished run also leaves its per-sample outcomes (test and validation) in
+``<out_dir>/samples/<run_id>.npz`` (`harness.samples`), the data of the early-exit analysis.
 
 A failure of the *environment* (a device that does not exist, missing data, an unusable config) is
 not a result: `run_trial` raises `EnvironmentFailure`, the sweep stops with exit code 2, no row is
@@ -22,10 +24,12 @@ import math
 import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import samples
 from harness.executors import ExecOptions
 from harness.sweeps import Trial
 
@@ -96,6 +100,7 @@ def run_trial(
     attempt = 0
     while True:
         attempt += 1
+        evaluations: list = []
         try:
             rows = execute(
                 trial.cfg,
@@ -105,6 +110,7 @@ def run_trial(
                 checkpoint_dir=ckpt,
                 on_epoch=on_epoch,
                 threads=opts.threads,
+                on_evaluation=evaluations.append,
             )
         except Exception as err:  # noqa: BLE001 - every failure of the run becomes a row
             status = classify(err)
@@ -119,7 +125,29 @@ def run_trial(
                 tb = traceback.format_exception(type(err), err, err.__traceback__)
                 text += "\n" + "".join(tb[-3:])[-2000:]
             return [failure_row(trial, status, text, time.perf_counter() - t0, attempt)]
+        if evaluations:
+            save_samples(opts.out_dir, rows, evaluations[-1])
         return [{**r, **trial.row_fields(), "attempts": attempt} for r in rows]
+
+
+def save_samples(out_dir: str | Path, rows: list[dict[str, Any]], evaluation) -> Path | None:
+    """Write a finished run's per-sample outcomes next to the store (nothing for an evaluation
+    without them). A full disk costs the early-exit data of this run, never its rows."""
+    per_sample = getattr(evaluation, "per_sample", None)
+    if not per_sample or not rows:
+        return None
+    ordered = sorted(rows, key=lambda r: r["t"])
+    run_id = ordered[0]["run_id"]
+    try:
+        return samples.save(
+            samples.samples_path(out_dir, run_id),
+            run_id=run_id,
+            per_sample=per_sample,
+            stream_fraction=[r["stream_fraction"] for r in ordered],
+        )
+    except OSError as err:
+        warnings.warn(f"per-sample outcomes of run {run_id} not saved: {err}", stacklevel=2)
+        return None
 
 
 def drop_checkpoints(out_dir: str | Path, run_id: str) -> None:

@@ -3,7 +3,9 @@
 - `train_one_epoch`: one pass over the batches; neuron state is reset in a `finally` after every
   batch, so an exception can never leak membrane potential into the next batch or evaluation.
 - `evaluate`: the model's logits at every t <= T, accuracy from the cumulative mean of logits, plus
-  firing rates and synaptic operations (see `hsd.metrics`).
+  firing rates and synaptic operations (see `hsd.metrics`), and per sample and t the prediction,
+  its confidence and its operations (`SampleRecord`, on test and optionally validation: the data
+  an early-exit rule needs).
 - `fit`: epochs of one training stage with the paper's cosine schedule, a checkpoint each epoch
   (resumed transparently), and model selection on the validation split — never on test.
 """
@@ -95,6 +97,40 @@ def train_one_epoch(
 
 
 @dataclass
+class SampleRecord:
+    """Per sample and inference step t = 1..T, what an early-exit rule needs (one split).
+
+    With p_t = softmax((1/t)·Σ_{s≤t} o_s), the softmax of the cumulative mean logits:
+    ``pred`` = argmax p_t, ``confidence`` = max p_t, ``margin`` = the largest minus the second
+    largest entry of p_t. ``macs``/``acs`` are the sample's own operations to run steps 1..t.
+    """
+
+    pred: np.ndarray  # [N, T] int64
+    confidence: np.ndarray  # [N, T] float32
+    margin: np.ndarray  # [N, T] float32
+    label: np.ndarray  # [N] int64
+    macs: np.ndarray  # [N, T] float64, cumulative over t
+    acs: np.ndarray  # [N, T] float64, cumulative over t
+
+
+def sample_record(logits: torch.Tensor, target: torch.Tensor, ops: dict) -> SampleRecord:
+    """`SampleRecord` from logits ``[T, N, K]``, targets ``[N]`` and per-sample ops
+    (`hsd.metrics.SpikeStats.per_sample_ops`)."""
+    steps = torch.arange(1, logits.shape[0] + 1, dtype=torch.float32).view(-1, 1, 1)
+    probs = torch.softmax(logits.float().cumsum(0) / steps, dim=-1)  # [T, N, K]
+    top = probs.topk(min(2, probs.shape[-1]), dim=-1)
+    second = top.values[..., 1] if probs.shape[-1] > 1 else torch.zeros_like(top.values[..., 0])
+    return SampleRecord(
+        pred=top.indices[..., 0].T.numpy().astype(np.int64),
+        confidence=top.values[..., 0].T.numpy().astype(np.float32),
+        margin=(top.values[..., 0] - second).T.numpy().astype(np.float32),
+        label=target.numpy().astype(np.int64),
+        macs=np.asarray(ops["macs"], dtype=np.float64),
+        acs=np.asarray(ops["acs"], dtype=np.float64),
+    )
+
+
+@dataclass
 class Evaluation:
     """Test-set measurements of one model at every inference step t = 1..T."""
 
@@ -107,6 +143,8 @@ class Evaluation:
     samples: int
     eval_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # split ("test", "val") -> per-sample outcomes; kept out of the rows (see `SampleRecord`)
+    per_sample: dict[str, SampleRecord] = field(default_factory=dict)
 
     @property
     def T(self) -> int:
@@ -159,20 +197,35 @@ def predict(
     return torch.cat(logits, dim=1), torch.cat(targets)
 
 
+def _per_sample(
+    model: nn.Module, batches: Batches, *, bf16: bool, device: torch.device
+) -> SampleRecord:
+    with metrics.SpikeStats(model, per_sample=True) as stats:
+        logits, target = predict(model, batches, bf16=bf16, device=device)
+    return sample_record(logits, target, stats.per_sample_ops())
+
+
 def evaluate(
     model: nn.Module,
     batches: Batches,
     *,
+    val_batches: Batches | None = None,
     bf16: bool = False,
     device: torch.device = torch.device("cpu"),
 ) -> Evaluation:
-    """Accuracy at every t, firing rates and synaptic operations of a spiking model on `batches`."""
+    """Accuracy at every t, firing rates and synaptic operations of a spiking model on `batches`
+    (test), with per-sample outcomes on test and, given `val_batches`, on validation too (an
+    early-exit threshold is chosen on validation, never on test)."""
     start = time.perf_counter()
-    with metrics.SpikeStats(model) as stats:
+    with metrics.SpikeStats(model, per_sample=True) as stats:
         logits, target = predict(model, batches, bf16=bf16, device=device)
         ops = stats.synaptic_ops()
         rates = stats.firing_rates()
         mean_rate = stats.mean_firing_rate()
+        per_sample = {"test": sample_record(logits, target, stats.per_sample_ops())}
+    eval_s = time.perf_counter() - start
+    if val_batches is not None:
+        per_sample["val"] = _per_sample(model, val_batches, bf16=bf16, device=device)
     return Evaluation(
         acc=metrics.accuracy_per_t(logits, target),
         macs=np.asarray(ops["macs"], dtype=float),
@@ -181,7 +234,8 @@ def evaluate(
         firing_rate=mean_rate,
         params=metrics.count_parameters(model),
         samples=len(target),
-        eval_s=time.perf_counter() - start,
+        eval_s=eval_s,
+        per_sample=per_sample,
     )
 
 

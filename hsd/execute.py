@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,15 @@ def execute(
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
     threads: int = DEFAULT_THREADS,
+    on_evaluation: Callable[[Any], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one config end to end; return one row per inference step t = 1..T.
 
     Each row holds the resolved config, the metrics at t, and the provenance (run id, git commit,
     device, neuron backend, thread count, versions, wall time, peak memory). Divergence (NaN loss)
     and out-of-memory are not caught here: the caller (the harness) records them as rows.
+    `on_evaluation` receives the method's `hsd.engine.Evaluation` (its per-sample outcomes do not
+    fit in rows; the harness stores them in a file of their own).
     """
     from hsd.data import load_frames
     from hsd.engine import peak_memory_mb
@@ -102,6 +106,8 @@ def execute(
         torch.cuda.reset_peak_memory_stats(dev)
     method = METHODS[cfg.method]
     evaluation = method.run(cfg, ctx)
+    if on_evaluation is not None:
+        on_evaluation(evaluation)
     wall = time.perf_counter() - t0
     common = {
         "run_id": cfg.run_id(),

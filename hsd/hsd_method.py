@@ -129,4 +129,4 @@ class HSD(Method):
             on_epoch=ctx.on_epoch,
         )
         ctx.info["best_val_acc"] = summary["best_val_acc"]
-        return evaluate(snn, test(), bf16=cfg.bf16, device=ctx.device)
+        return evaluate(snn, test(), val_batches=val(), bf16=cfg.bf16, device=ctx.device)

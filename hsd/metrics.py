@@ -8,6 +8,8 @@ Usage in an evaluation loop (one context over the whole test set accumulates per
             functional.reset_net(snn)
     stats.firing_rates()                        # {layer: spikes per neuron per step}
     ops = stats.synaptic_ops()                  # ops["macs"][t-1], ops["acs"][t-1]: per sample, steps 1..t
+    # SpikeStats(snn, per_sample=True) also keeps each sample's own counts:
+    stats.per_sample_ops()                      # {"macs": [N, T], "acs": [N, T]}, cumulative over t
     energy_joules(ops["macs"], ops["acs"])      # [T] joules per sample
 
 Operation counting (per sample, per time step, then cumulated over t):
@@ -106,11 +108,13 @@ class SpikeStats:
     Works for the SNNs of ``hsd.models`` (input [T, N, ...]; stateless layers on the merged
     [T·N, ...] batch) and for the QCFS ANN (input [B, ...], reported as T = 1, B samples).
     Accumulates over every forward inside the context, so per-sample numbers are means over
-    all samples seen. All batches must have the same T.
+    all samples seen. All batches must have the same T. With ``per_sample=True`` the counts of
+    each sample are kept as well (`per_sample_ops`), in the order the samples were seen.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, per_sample: bool = False) -> None:
         self.model = model
+        self.per_sample = per_sample
         self._handles: list = []
         self.weighted = [
             (n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
@@ -132,6 +136,8 @@ class SpikeStats:
         self._ops: dict[str, np.ndarray] = {}
         self._spikes: dict[str, np.ndarray] = {}
         self._neurons_per_sample: dict[str, int] = {}
+        # per forward: {"mac": [T, N], "ac": [T, N]} operations of each sample at each step
+        self._sample_ops: list[dict[str, np.ndarray]] = []
 
     def __enter__(self) -> SpikeStats:
         self._handles.append(self.model.register_forward_pre_hook(self._on_input))
@@ -156,6 +162,8 @@ class SpikeStats:
             )
         self.T, self._cur = T, (T, N)
         self.samples += N
+        if self.per_sample:
+            self._sample_ops.append({"mac": np.zeros((T, N)), "ac": np.zeros((T, N))})
 
     def _rows_to_steps(self, values: torch.Tensor) -> np.ndarray:
         """[T·N] per-row values → [T] summed over the N samples."""
@@ -179,6 +187,9 @@ class SpikeStats:
                 else:
                     per_row = _event_acs(module, x.detach())
             self._add(self._ops, name, self._rows_to_steps(per_row))
+            if self.per_sample:
+                T, N = self._cur
+                self._sample_ops[-1][kind] += per_row.reshape(T, N).cpu().numpy()
 
         return hook
 
@@ -236,3 +247,18 @@ class SpikeStats:
             "samples": self.samples,
             "per_layer": per_layer,
         }
+
+    def per_sample_ops(self) -> dict[str, np.ndarray]:
+        """Each sample's own operation counts, cumulative over time steps: ``{"macs": [N, T],
+        "acs": [N, T]}`` in the order the samples were seen, where ``macs[i, t-1]`` is what sample
+        i needs to run steps 1..t (what an early exit at t costs). Their mean over samples is
+        `synaptic_ops`. Needs ``SpikeStats(model, per_sample=True)``."""
+        if not self.per_sample:
+            raise RuntimeError("per_sample_ops needs SpikeStats(model, per_sample=True)")
+        if not self.samples:
+            raise RuntimeError("SpikeStats saw no forward pass; run the model inside `with`")
+        out = {}
+        for kind, key in (("mac", "macs"), ("ac", "acs")):
+            per_step = np.concatenate([b[kind] for b in self._sample_ops], axis=1)  # [T, N]
+            out[key] = np.cumsum(per_step, axis=0).T.copy()
+        return out

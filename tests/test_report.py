@@ -86,7 +86,7 @@ def test_plots_skip_missing_data_and_write_files(tmp_path):
     rows = ResultStore.existing(write_fixed_store(tmp_path / "s")).rows()
     tables = build_tables(rows)
     paths = plots.plot_figure2(tables["figure2_data"], tmp_path / "p")
-    assert [p.name for p in paths] == ["figure2.png", "figure2.svg"]
+    assert [p.name for p in paths] == ["figure2.png", "figure2.svg", "figure2.pdf"]
     assert all(p.stat().st_size > 0 for p in paths)
     empty = build_tables(rows[rows["sweep"] == "params"])
     assert plots.write_plots(empty, tmp_path / "q") == []
