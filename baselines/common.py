@@ -34,10 +34,15 @@ from hsd.pipeline import (
     stable_seed,
     window_batches,
 )
-from hsd.recipe import check_ht_window, hsd_defaults, pretrain_and_convert
+from hsd.recipe import (
+    SMOKE_ADAM_LR,  # smoke lr of the Adam 1e-3 recipes (shared with HSD without HT), see below
+    SMOKE_ADAM_LR_FROM,
+    check_ht_window,
+    hsd_defaults,
+    pretrain_and_convert,
+)
 
 HT_NEURON = "if-converted"  # what ANN->SNN conversion puts in place of QCFS
-SMOKE_ADAM_LR_FROM, SMOKE_ADAM_LR = 1e-3, 3e-3  # smoke lr of the Adam 1e-3 recipes, see below
 
 
 def direct_defaults(cfg: RunConfig, spec: Any, recipe: dict[str, Any]) -> dict[str, Any]:
@@ -89,10 +94,13 @@ def check_neuron(cfg: RunConfig) -> None:
         )
 
 
-def fresh_snn(cfg: RunConfig, ctx: RunContext, block_extra=None) -> nn.Module:
-    """The dataset's architecture with `cfg.neuron`, seeded from (seed, "student")."""
+def fresh_snn(cfg: RunConfig, ctx: RunContext, block_extra=None, neuron=None) -> nn.Module:
+    """The dataset's architecture with `cfg.neuron` (or `neuron`: a kind or a zero-argument
+    factory of a configured neuron), seeded from (seed, "student")."""
     torch.manual_seed(stable_seed(cfg, "student"))
-    return build_model(cfg, ctx.data.spec, cfg.neuron, block_extra=block_extra).to(ctx.device)
+    return build_model(cfg, ctx.data.spec, neuron or cfg.neuron, block_extra=block_extra).to(
+        ctx.device
+    )
 
 
 def start_model(cfg: RunConfig, ctx: RunContext) -> tuple[nn.Module, slice]:
