@@ -182,6 +182,7 @@ def evaluate(
         params=metrics.count_parameters(model),
         samples=len(target),
         eval_s=time.perf_counter() - start,
+        extra={"ops_convention": ops["convention"]},
     )
 
 
