@@ -194,6 +194,8 @@ def apply_best(trial: Trial, best: dict[str, dict[str, Any]]) -> Trial:
     changes = {}
     if params.get("kd_lambda") is not None:
         changes["kd_lambda"] = float(params["kd_lambda"])
+    if params.get("tau") is not None:
+        changes["tau"] = float(params["tau"])
     if params.get("L") is not None and trial.sweep != "quantization":
         changes["L"] = int(params["L"])
     return Trial(trial.sweep, trial.variant, trial.cfg.replace(**changes))
