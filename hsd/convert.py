@@ -76,7 +76,9 @@ def load_ann_state(snn: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
 class SteppedSNN(nn.Module):
     """A converted network run one time step at a time: ``[T, N, ...] → [T, N, ...]``, each
     step an ordinary forward of ``net`` (whose IF neurons are single-step and keep their
-    membrane between steps). Works for any architecture, residual ones included."""
+    membrane between steps). Works for any architecture, residual ones included. Its layers
+    see one step at a time, so ``hsd.metrics.SpikeStats`` (which expects stateless layers on the
+    merged ``[T·N, ...]`` batch, as ``SpecNet`` runs them) does not count its operations."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()

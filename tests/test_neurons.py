@@ -191,3 +191,20 @@ def test_neuron_backend_on_cuda():
     assert s.startswith("spikingjelly-2.0.0/if:") and "unavailable" not in s
     x = torch.rand(8, 3, 5, device="cuda") * 2
     assert torch.equal(n(x).cpu(), make_neuron("if-converted", v_threshold=2.0)(x.cpu()))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("form", ["normalized", "raw"])
+def test_converted_if_surrogate_forms_on_cuda_match_cpu(form):
+    # the fused CUDA path must run the same triangle width (α = 1/θ for "normalized")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    torch.manual_seed(0)
+    x = torch.rand(6, 4, 7) * 3
+    grads = []
+    for dev in ("cpu", "cuda"):
+        n = make_neuron("if-converted", v_threshold=2.5, surrogate=form).to(dev)
+        xd = x.to(dev).requires_grad_()
+        n(xd).sum().backward()
+        grads.append(xd.grad.cpu())
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
