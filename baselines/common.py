@@ -63,10 +63,12 @@ class Baseline(Method):
         check_neuron(cfg)
 
 
-def fresh_snn(cfg: RunConfig, ctx: RunContext, block_extra=None) -> nn.Module:
-    """The dataset's architecture with `cfg.neuron`, seeded from (seed, "student")."""
+def fresh_snn(cfg: RunConfig, ctx: RunContext, block_extra=None, neuron=None) -> nn.Module:
+    """The dataset's architecture with `cfg.neuron` (or `neuron`: a kind or a zero-argument
+    factory of a configured neuron), seeded from (seed, "student")."""
     torch.manual_seed(stable_seed(cfg, "student"))
-    return model_for_run(cfg, ctx.data.spec, cfg.neuron, block_extra=block_extra).to(ctx.device)
+    kind = neuron or cfg.neuron
+    return model_for_run(cfg, ctx.data.spec, kind, block_extra=block_extra).to(ctx.device)
 
 
 def start_model(cfg: RunConfig, ctx: RunContext) -> tuple[nn.Module, slice]:

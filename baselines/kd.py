@@ -1,15 +1,18 @@
 """ANN→SNN knowledge distillation baselines, the paper's Table 6 (Xu et al., CVPR 2023,
 "Constructing deep SNNs from ANNs with knowledge distillation", KDSNN). Three methods:
 
-- `kd-response`: L = CE(ō, y) + λ·τ²·KL(softmax(z/τ) ‖ softmax(ō/τ))     (Hinton KD)
+- `kd-response`: L = CE(ō, y) + λ·τ²·KL(softmax(z/τ) ‖ softmax(ō/τ)) / c     (Hinton KD)
 - `kd-feature`:  L = CE(ō, y) + λ·MSE(A(f̄_S), f_T)
-- `kd-both`:     L = CE(ō, y) + λ·τ²·KL(...) + λ·MSE(A(f̄_S), f_T)
+- `kd-both`:     L = CE(ō, y) + λ·τ²·KL(...) / c + λ·MSE(A(f̄_S), f_T)
 
 ō = (1/T)·Σ_t o_t, the time-averaged student logits; z = the teacher's logits averaged over the
-same frames; f̄_S = the SNN's last conv-stage output (after the last pool) averaged over time,
-f_T = the ANN's last conv-stage output averaged over the frames; A = a learnable 1×1 conv
-(bias-free) when the channel counts differ, else the identity (same architecture here, so the
-identity: no extra parameters).
+same frames; c = K for the default KL reduction "classmean" (option `kl_reduction`, as HSD's,
+see `hsd.losses`); f̄_S = the SNN's last conv-stage output (after the last pool) averaged over
+time, f_T = the ANN's last conv-stage output averaged over the frames; A = a learnable alignment
+on every feature pair, even when the channel counts match: student spike rates lie in [0, 1],
+QCFS activations in [0, λ], so without it the MSE mostly cannot reach zero. Option `align`:
+"conv1x1" (default: a 1×1 conv with bias, started at the identity when the channels match) or
+"affine" (a per-channel scale and shift; channel counts must match).
 
 Teacher: a QCFS ANN of the same architecture (the same teacher HSD distils from, so Table 6
 isolates the kind of distillation), trained first through the engine on the same T frames the
@@ -20,8 +23,9 @@ statistics untouched (it is kept outside the trained module, so the engine never
 
 Student: LIF SNN (TET-style neuron), trained and tested at the same T (`frames = T`, the
 paper's Appendix C: "training and inference time steps consistent"), Adam 1e-3 without weight
-decay, cosine (TET's optimiser: the paper gives none for Table 6). λ = 1 and τ = 2 by default,
-HSD's values (the paper gives neither for Table 6).
+decay, cosine (TET's optimiser: the paper gives none for Table 6). λ, τ and the KL reduction by default
+HSD's (λ = 1, τ = 10, classmean: the HSD authors' code; the paper gives none for Table 6). The
+alignment A trains with the student.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from torch import nn
 from baselines.common import Baseline, fresh_snn, train_and_test
 from baselines.tet import TET_PRESETS
 from hsd import losses
-from hsd.config import RunConfig
+from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation, forward_frames, make_optimizer
 from hsd.hsd_method import DISTILL_PRESETS
 from hsd.hybrid import HYBRID_PRESETS, frozen_teacher, train_ann
@@ -46,6 +50,8 @@ from hsd.presets import only
 # student uses TET's optimiser without decay); λ and τ are HSD's.
 TEACHER_PRESETS = only(HYBRID_PRESETS, "L", "pre_epochs", "pre_lr")
 TEACHER_DECAY = {"any": {"weight_decay": 5e-4}}
+
+ALIGNMENTS = ("conv1x1", "affine")
 
 
 def feature_kd(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
@@ -68,11 +74,13 @@ def kdsnn_loss(
     response: bool,
     student_feat: torch.Tensor | None = None,
     teacher_feat: torch.Tensor | None = None,
+    reduction: str = "classmean",
 ) -> torch.Tensor:
-    """CE(ō, y) [+ λ·τ²·KL(softmax(z/τ) ‖ softmax(ō/τ)) if `response`]
-    [+ λ·MSE(f̄_S, f_T) if features are given]. Student logits [T, N, K], teacher [N, K]."""
+    """CE(ō, y) [+ λ·τ²·KL(softmax(z/τ) ‖ softmax(ō/τ)) / c if `response`]
+    [+ λ·MSE(f̄_S, f_T) if features are given (already aligned)]. Student logits [T, N, K],
+    teacher [N, K]; c per `reduction` as in `hsd.losses.kd_loss`."""
     if response:
-        loss = losses.kd_loss(student_logits, teacher_logits, target, lam, tau)
+        loss = losses.kd_loss(student_logits, teacher_logits, target, lam, tau, reduction)
     else:
         loss = F.cross_entropy(student_logits.mean(0), target)
     if student_feat is not None:
@@ -97,17 +105,49 @@ def features_and_logits(
     return feats.mean(0), logits
 
 
-class KDStudent(nn.Module):
-    """The trained module: the SNN plus the feature-alignment map A (identity when channels
-    already match). Forward = the SNN's; the teacher is deliberately not a submodule."""
+class ChannelAffine(nn.Module):
+    """y = a_c·x + b_c per channel of [N, C, h, w]; starts at the identity (a = 1, b = 0)."""
 
-    def __init__(self, snn: nn.Module, student_c: int, teacher_c: int) -> None:
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels))
+        self.shift = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale[:, None, None] + self.shift[:, None, None]
+
+
+def feature_alignment(kind: str, student_c: int, teacher_c: int) -> nn.Module:
+    """The learnable map A from student to teacher features (see the module docstring)."""
+    if kind == "affine":
+        if student_c != teacher_c:
+            raise ValueError(
+                f"align='affine' needs equal channel counts, got student {student_c} vs teacher "
+                f"{teacher_c}; use align='conv1x1'"
+            )
+        return ChannelAffine(student_c)
+    if kind != "conv1x1":
+        raise ValueError(f"feature alignment {kind!r} unknown; valid: {', '.join(ALIGNMENTS)}")
+    conv = nn.Conv2d(student_c, teacher_c, 1, bias=True)
+    if student_c == teacher_c:  # start at the identity: training only has to learn the scale
+        with torch.no_grad():
+            conv.weight.copy_(torch.eye(student_c)[:, :, None, None])
+            conv.bias.zero_()
+    return conv
+
+
+class KDStudent(nn.Module):
+    """The trained module: the SNN plus the feature-alignment map A. Forward = the SNN's; the
+    teacher is deliberately not a submodule."""
+
+    def __init__(
+        self, snn: nn.Module, student_c: int, teacher_c: int, align: str | None = "conv1x1"
+    ) -> None:
         super().__init__()
         self.snn = snn
+        # None: response-only KD, which compares no features
         self.align = (
-            nn.Identity()
-            if student_c == teacher_c
-            else nn.Conv2d(student_c, teacher_c, 1, bias=False)
+            nn.Identity() if align is None else feature_alignment(align, student_c, teacher_c)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,13 +167,24 @@ class _KDBase(Baseline):
     def preset_layers(self, cfg: RunConfig):
         return [TET_PRESETS, TEACHER_PRESETS, DISTILL_PRESETS, TEACHER_DECAY]
 
+    def check(self, cfg: RunConfig) -> None:
+        super().check(cfg)
+        for name, valid in (("kl_reduction", losses.KL_REDUCTIONS), ("align", ALIGNMENTS)):
+            if name in self.options and cfg.option(name) not in valid:
+                raise ConfigError(
+                    f"{cfg.method} option {name}={cfg.option(name)!r}; valid: {', '.join(valid)}"
+                )
+
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         window = slice(0, cfg.T)
         teacher = frozen_teacher(train_ann(cfg, ctx, window, "teacher"))
         snn = fresh_snn(cfg, ctx)
-        student = KDStudent(snn, _channels(snn), _channels(teacher)).to(ctx.device)
+        align = cfg.option("align") if self.feature else None
+        student = KDStudent(snn, _channels(snn), _channels(teacher), align)
+        student = student.to(ctx.device)
         opt = make_optimizer("adam", student.parameters(), cfg.lr, 0.0)  # TET's: no decay
         lam, tau, response, feature = cfg.kd_lambda, cfg.tau, self.response, self.feature
+        reduction = cfg.option("kl_reduction", "classmean")
 
         def loss_fn(model: KDStudent, x, y):
             with torch.no_grad():
@@ -152,6 +203,7 @@ class _KDBase(Baseline):
                 response=response,
                 student_feat=s_feat,
                 teacher_feat=t_feat,
+                reduction=reduction,
             )
 
         ctx.info["teacher"] = "qcfs-ann"
@@ -163,17 +215,20 @@ class _KDBase(Baseline):
 class KDResponse(_KDBase):
     name = "kd-response"
     summary = "KDSNN response-based KD: CE + λτ²·KL(ANN ‖ time-averaged SNN logits), same T"
+    options: dict[str, Any] = {"kl_reduction": "classmean"}
     response = True
 
 
 class KDFeature(_KDBase):
     name = "kd-feature"
-    summary = "KDSNN feature-based KD: CE + λ·MSE(SNN last-stage features, ANN's), same T"
+    summary = "KDSNN feature-based KD: CE + λ·MSE(aligned SNN last-stage features, ANN's), same T"
+    options: dict[str, Any] = {"align": "conv1x1"}
     feature = True
 
 
 class KDBoth(_KDBase):
     name = "kd-both"
     summary = "KDSNN response + feature KD, same T"
+    options: dict[str, Any] = {"kl_reduction": "classmean", "align": "conv1x1"}
     response = True
     feature = True

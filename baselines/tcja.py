@@ -21,7 +21,16 @@ after the 4th and 5th conv blocks, before their pooling.
 Recipe (authors' README/`src/cifar10dvs.py`): Adam lr 1e-3 without weight decay, cosine
 (`-T_max 1024`), 1024 epochs, batch 16; flip + roll ±5 px augmentation (`dvs_aug`); loss: the
 `-loss` default "mse" = MSE(mean_t o_t, one-hot(y)) (option `loss`: "mse" | "ce" | "tet").
-Neuron: the package's TET-style LIF (decay 0.5, hard reset), as for TET.
+
+Neuron (authors' `VGGNet_2`): SpikingJelly's LIF with τ = 2 (decay 0.5), threshold 1, hard reset
+to 0, the triangle surrogate (`PiecewiseQuadratic()`, α = 1), `decay_input=True` (the input is
+scaled by 1/τ: v ← 0.5·v + 0.5·x) and `detach_reset=True` (no gradient through the reset).
+Options `decay_input` and `detach_reset` (both true by default) switch the last two; both false
+is the TET-style LIF the other baselines use. (Their DVS-Gesture net also uses the ATan surrogate,
+max pools and spiking output neurons; this harness keeps SNN-5's, see `hsd.models.snn5`.)
+
+Operation counts: the block's Conv1d layers and its two element-wise products see analog values
+and are counted as MACs (`TCJA.macs_per_step`, used by `hsd.metrics.SpikeStats`).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation, make_optimizer
 from hsd.losses import ce_of_mean
 from hsd.method import RunContext
+from hsd.neurons import make_neuron
 from hsd.presets import SMOKE_ADAM_LR
 
 # Conv-block numbers (1-based) the block follows, per architecture (authors' code).
@@ -75,6 +85,15 @@ class TCJA(nn.Module):
         m = torch.sigmoid(a * b).transpose(0, 1)  # [T, N, C]
         return x * m[..., None, None]
 
+    def macs_per_step(self, x: torch.Tensor) -> float:
+        """MACs per sample per time step for input [T, N, C, H, W], counted densely like a
+        Conv2d ('same' padding included): conv_t C·T·k_t (C outputs per step, T·k_t inputs
+        each), conv_c C·C·k_c, A ⊙ B C, X ⊙ M C·H·W. The spatial mean, the sigmoid and the
+        broadcast are not counted (as pooling is not)."""
+        T, _, C, H, W = x.shape
+        k_t, k_c = self.conv_t.kernel_size[0], self.conv_c.kernel_size[0]
+        return float(C * T * k_t + C * C * k_c + C + C * H * W)
+
     def extra_repr(self) -> str:
         return f"T={self.T}, channels={self.channels}"
 
@@ -97,11 +116,20 @@ def tcja_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> 
     raise ValueError(f"TCJA loss must be one of {LOSSES}, got {kind!r}")
 
 
+def tcja_neuron(cfg: RunConfig):
+    """Factory of the configured neuron: `cfg.neuron` with the authors' detach_reset and, for
+    LIF, decay_input (see the module docstring)."""
+    kw = {"detach_reset": bool(cfg.option("detach_reset", True))}
+    if cfg.neuron == "lif":
+        kw["decay_input"] = bool(cfg.option("decay_input", True))
+    return lambda: make_neuron(cfg.neuron, **kw)
+
+
 class TCJAMethod(Baseline):
     name = "tcja"
     summary = "VGG-SNN / SNN-5 with TCJA blocks (authors' placement), LIF, same T"
     neuron = "lif"
-    options = {"loss": "mse"}
+    options = {"loss": "mse", "decay_input": True, "detach_reset": True}
     presets = TCJA_PRESETS
 
     def check(self, cfg: RunConfig) -> None:
@@ -110,9 +138,21 @@ class TCJAMethod(Baseline):
             raise ConfigError(
                 f"tcja option loss={cfg.option('loss')!r}; valid: {', '.join(LOSSES)}"
             )
+        for name in ("decay_input", "detach_reset"):
+            if not isinstance(cfg.option(name), bool):
+                raise ConfigError(
+                    f"tcja option {name} must be true or false, got {cfg.option(name)!r}"
+                )
+        if cfg.option("decay_input") and cfg.neuron != "lif":
+            raise ConfigError(
+                f"tcja option decay_input=true is a LIF setting; --neuron {cfg.neuron} needs "
+                "--option decay_input=false"
+            )
 
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
-        model = fresh_snn(cfg, ctx, block_extra=tcja_blocks(ctx.data.spec.arch, cfg.T))
+        model = fresh_snn(
+            cfg, ctx, block_extra=tcja_blocks(ctx.data.spec.arch, cfg.T), neuron=tcja_neuron(cfg)
+        )
         opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)
         kind = cfg.option("loss")
         ctx.info["causal"] = False

@@ -236,6 +236,7 @@ def evaluate(
         samples=len(target),
         eval_s=eval_s,
         per_sample=per_sample,
+        extra={"ops_convention": ops["convention"]},
     )
 
 

@@ -1,7 +1,9 @@
 """Hybrid training (HT), HSD's first two steps, shared by HSD and every method run "with HT":
 
-1. pre-train a 2-D QCFS ANN on frames [0, T_p), each frame an independent image, loss = mean CE;
-2. convert it to an IF-neuron SNN (reset by subtraction, θ = λ, v0 = θ/2; `hsd.convert`).
+1. pre-train a 2-D QCFS ANN on frames [0, T_p), each frame an independent image, loss = the
+   mean of the per-frame CEs (the paper's Eq. 5; option `ann_loss`);
+2. convert it to an IF-neuron SNN (reset by subtraction, θ = λ, v0 = θ/2; `hsd.convert`; option
+   `surrogate`).
 
 The SNN is then fine-tuned and tested on frames [T_p, T_p + T) by the method's own loss (SKD for
 HSD, TET's or SLTT's loss for the paper's Table 4). For a latency sweep at inference T,
@@ -26,6 +28,7 @@ from hsd.models import model_for_run
 from hsd.presets import Per
 
 CONVERTED_NEURON = "if-converted"  # what ANN->SNN conversion puts in place of QCFS
+ANN_LOSSES = ("per-frame", "mean-logits")
 
 # The HT recipe (pre-training and fine-tuning schedules) as data.
 HYBRID_PRESETS = {
@@ -80,15 +83,30 @@ def pre_optimizer(cfg: RunConfig, spec: Any, params) -> torch.optim.Optimizer:
     return make_optimizer(name, params, cfg.pre_lr, cfg.weight_decay)
 
 
+def ann_loss(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The ANN temporal-training loss of per-frame logits o_t ``[T, N, K]``:
+
+    - "per-frame" (the paper's Eq. 5): (1/T)·Σ_t CE(o_t, y);
+    - "mean-logits" (the authors' code): CE((1/T)·Σ_t o_t, y).
+    """
+    if kind == "per-frame":
+        return losses.mean_ce(logits, target)
+    if kind == "mean-logits":
+        return losses.ce_of_mean(logits, target)
+    raise ValueError(f"ANN loss {kind!r} unknown; valid: {', '.join(ANN_LOSSES)}")
+
+
 def train_ann(cfg: RunConfig, ctx: RunContext, window: slice, stage: str) -> torch.nn.Module:
-    """ANN temporal training: every frame of `window` an independent image, loss = mean CE."""
+    """ANN temporal training: every frame of `window` an independent image, loss as the option
+    `ann_loss` says (default, and for methods without the option: the paper's per-frame mean)."""
     spec = ctx.data.spec
     torch.manual_seed(stable_seed(cfg, stage))
     ann = model_for_run(cfg, spec, "qcfs").to(ctx.device)
     train, val, _ = window_batches(cfg, ctx, window, stage=stage, augment=cfg.augment)
+    kind = cfg.option("ann_loss", "per-frame")
 
     def loss_fn(model, x, y):
-        return losses.mean_ce(forward_frames(model, x, ann=True), y)
+        return ann_loss(kind, forward_frames(model, x, ann=True), y)
 
     summary = fit(
         Stage(
@@ -123,7 +141,7 @@ def pretrain_and_convert(cfg: RunConfig, ctx: RunContext):
     """HT steps 1-2: the frozen pre-trained ANN (teacher) and the converted SNN (student)."""
     pre, _ = ht_partition(cfg.frames, cfg.pre_frames, cfg.T)
     ann = train_ann(cfg, ctx, pre, "pretrain")
-    snn = ann_to_snn(ann).to(ctx.device)
+    snn = ann_to_snn(ann, surrogate=cfg.option("surrogate", "normalized")).to(ctx.device)
     return frozen_teacher(ann), snn
 
 

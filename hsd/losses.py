@@ -7,8 +7,15 @@
   "HT+KD" comparison.
 
 Teacher logits are constants (detached here, so a caller cannot leak gradient into the ANN).
-KL uses ``batchmean`` (sum over classes, mean over samples), and the τ² factor keeps the
-gradient scale independent of τ (Hinton et al. 2015).
+The τ² factor keeps the gradient scale independent of τ (Hinton et al. 2015). How the KL is
+reduced over samples and classes is the ``reduction`` argument (``KL_REDUCTIONS``):
+
+- ``"classmean"`` (default): the mean over samples *and* classes, i.e. the ``batchmean`` KL
+  divided by the class count K. This is what the HSD authors' running code computes
+  (``nn.KLDivLoss()`` with its default reduction, times τ², weight 1), so with λ = 1 the
+  default loss is theirs.
+- ``"batchmean"``: the sum over classes, mean over samples — the KL divergence per sample as in
+  Hinton et al. 2015. λ in these units equals λ_classmean / K.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ce_of_mean", "kd_loss", "mean_ce", "skd_loss"]
+__all__ = ["KL_REDUCTIONS", "ce_of_mean", "kd_loss", "mean_ce", "skd_loss"]
+
+KL_REDUCTIONS = ("classmean", "batchmean")
 
 
 def _check_target(target: torch.Tensor, n: int, k: int, fn: str) -> None:
@@ -56,7 +65,7 @@ def ce_of_mean(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.mean(0), target.long())
 
 
-def _check_kd(student, teacher, target, lam, tau, fn):
+def _check_kd(student, teacher, target, lam, tau, reduction, fn):
     if student.dim() != 3:
         raise ValueError(f"{fn}: student logits must be [T, N, K], got {tuple(student.shape)}")
     T, N, K = student.shape
@@ -70,15 +79,22 @@ def _check_kd(student, teacher, target, lam, tau, fn):
         raise ValueError(f"{fn}: temperature tau must be > 0, got {tau!r}")
     if not lam >= 0:
         raise ValueError(f"{fn}: KD weight lam must be >= 0, got {lam!r}")
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(
+            f"{fn}: KL reduction {reduction!r} unknown; valid: {', '.join(KL_REDUCTIONS)}"
+        )
 
 
-def _kl_teacher_student(teacher_logits, student_logits, tau):
-    """τ²·KL(softmax(z/τ) ‖ softmax(o/τ)), batchmean, over the last axis; o may carry a
+def _kl_teacher_student(teacher_logits, student_logits, tau, reduction):
+    """τ²·KL(softmax(z/τ) ‖ softmax(o/τ)) reduced over the last two axes [N, K] as `reduction`
+    says ("batchmean": sum over K, mean over N; "classmean": mean over N and K); o may carry a
     leading T axis, in which case the result is per step ([T])."""
     log_p_s = F.log_softmax(student_logits / tau, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.detach() / tau, dim=-1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)  # [..., N]
-    return tau**2 * kl.mean(-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean(-1)  # batchmean, [...]
+    if reduction == "classmean":
+        kl = kl / student_logits.shape[-1]
+    return tau**2 * kl
 
 
 def skd_loss(
@@ -87,18 +103,21 @@ def skd_loss(
     target: torch.Tensor,
     lam: float,
     tau: float,
+    reduction: str = "classmean",
 ) -> torch.Tensor:
     """Step-wise knowledge distillation (HSD Eq. 11 + 13):
 
-        L = CE( (1/T)·Σ_t o_t , y ) + lam · (1/T) · Σ_t τ² · KL( softmax(z/τ) ‖ softmax(o_t/τ) )
+        L = CE( (1/T)·Σ_t o_t , y ) + lam · (1/T) · Σ_t τ² · KL( softmax(z/τ) ‖ softmax(o_t/τ) ) / c
 
+    with c = K for ``reduction="classmean"`` (the default, the authors' code) and c = 1 for
+    ``"batchmean"``; the KL is summed over classes and averaged over the N samples.
     ``student_logits`` o: ``[T, N, K]``; ``teacher_logits`` z: ``[N, K]`` (the frozen ANN's
     logits averaged over the frames the student sees; detached); ``target`` y: ``[N]``.
     With T = 1 it equals ``kd_loss``.
     """
-    _check_kd(student_logits, teacher_logits, target, lam, tau, "skd_loss")
+    _check_kd(student_logits, teacher_logits, target, lam, tau, reduction, "skd_loss")
     ce = F.cross_entropy(student_logits.mean(0), target.long())
-    kl_per_step = _kl_teacher_student(teacher_logits, student_logits, tau)  # [T]
+    kl_per_step = _kl_teacher_student(teacher_logits, student_logits, tau, reduction)  # [T]
     return ce + lam * kl_per_step.mean()
 
 
@@ -108,14 +127,16 @@ def kd_loss(
     target: torch.Tensor,
     lam: float,
     tau: float,
+    reduction: str = "classmean",
 ) -> torch.Tensor:
     """Vanilla KD on the time-averaged student (Hinton et al. 2015; HSD Eq. 9/10):
 
-        L = CE( ō , y ) + lam · τ² · KL( softmax(z/τ) ‖ softmax(ō/τ) ),   ō = (1/T)·Σ_t o_t
+        L = CE( ō , y ) + lam · τ² · KL( softmax(z/τ) ‖ softmax(ō/τ) ) / c,   ō = (1/T)·Σ_t o_t
 
-    Same arguments as ``skd_loss``.
+    Same arguments (and the same c per ``reduction``) as ``skd_loss``, so SKD and KD differ only
+    in where the KL is taken.
     """
-    _check_kd(student_logits, teacher_logits, target, lam, tau, "kd_loss")
+    _check_kd(student_logits, teacher_logits, target, lam, tau, reduction, "kd_loss")
     mean_o = student_logits.mean(0)
     ce = F.cross_entropy(mean_o, target.long())
-    return ce + lam * _kl_teacher_student(teacher_logits, mean_o, tau)
+    return ce + lam * _kl_teacher_student(teacher_logits, mean_o, tau, reduction)

@@ -20,9 +20,17 @@ Operation counting (per sample, per time step, then cumulated over t):
 - AC (accumulate) for every later conv/linear layer of an SNN: each non-zero input event
   triggers one accumulate per synapse it reaches, so ACs = Σ over non-zero inputs of their
   fan-out (exact at borders: a conv of the event map with an all-ones kernel, the way
-  SpikingJelly's ``SynOpCounter`` counts spike-driven convolutions). Inputs that are non-zero
-  but not 0/1 — θ-amplitude spikes of converted neurons, average-pooled spikes — count as
-  events too (θ and the 1/4 of a 2×2 average pool fold into the weights on hardware).
+  SpikingJelly's ``SynOpCounter`` counts spike-driven convolutions). θ-amplitude spikes of
+  converted neurons count as events too (θ folds into the weights on hardware).
+- Average-pooled spikes (``OPS_CONVENTIONS``, recorded in every result row as
+  ``ops_convention``): a pooled cell holding k spikes feeds the next layer k events, which is
+  what an event-driven chip does when the pool's 1/k_h·k_w folds into the next layer's weights.
+  ``"per-spike"`` (default) counts k ACs per synapse the cell reaches; ``"per-input"`` counts one
+  AC per non-zero pooled value, a lower bound (a cell holding 4 spikes costs 1 instead of 4).
+  Without pooling both conventions give the same count.
+- Modules that define ``macs_per_step(x) -> float`` (MACs per sample per time step for their
+  ``[T, N, ...]`` input; e.g. TCJA's attention, whose Conv1d layers and mask multiplies see analog
+  values) are counted as MACs with that value; their submodules are not counted again.
 - BatchNorm (folded into the conv at inference), pooling, neuron updates and the final vote
   are not counted.
 
@@ -38,6 +46,8 @@ about it)", ISSCC 2014): E_MAC = 4.6 pJ (3.7 pJ multiply + 0.9 pJ add), E_AC = 0
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -49,6 +59,7 @@ from hsd.neurons import is_spiking_neuron
 __all__ = [
     "E_AC_45NM",
     "E_MAC_45NM",
+    "OPS_CONVENTIONS",
     "SpikeStats",
     "accuracy_per_t",
     "count_parameters",
@@ -57,6 +68,7 @@ __all__ = [
 
 E_MAC_45NM = 4.6e-12  # J per 32-bit float multiply-accumulate (Horowitz 2014)
 E_AC_45NM = 0.9e-12  # J per 32-bit float accumulate (Horowitz 2014)
+OPS_CONVENTIONS = ("per-spike", "per-input")  # how ACs of average-pooled spikes are counted
 
 
 def accuracy_per_t(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -90,9 +102,11 @@ def _dense_macs(module: nn.Module, out: torch.Tensor, n_rows: int) -> float:
     return out.numel() / n_rows * module.in_features
 
 
-def _event_acs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """ACs per row: Σ over non-zero inputs of their fan-out. Returns [rows] (float64)."""
-    nz = (x != 0).to(torch.float32)
+def _event_acs(module: nn.Module, x: torch.Tensor, events: torch.Tensor | None = None):
+    """ACs per row: Σ over inputs of (events at that input) × fan-out, events = 1 per non-zero
+    input unless an event map of x's shape is given (spikes per pooled cell). Returns [rows]
+    (float64)."""
+    nz = (x != 0).to(torch.float32) if events is None else events.reshape(x.shape).float()
     if isinstance(module, nn.Linear):
         return nz.flatten(1).sum(1).double() * module.out_features
     g = module.groups
@@ -112,13 +126,29 @@ class SpikeStats:
     each sample are kept as well (`per_sample_ops`), in the order the samples were seen.
     """
 
-    def __init__(self, model: nn.Module, *, per_sample: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, ops: str = "per-spike", *, per_sample: bool = False
+    ) -> None:
+        if ops not in OPS_CONVENTIONS:
+            raise ValueError(
+                f"SpikeStats: operation-count convention {ops!r} unknown; valid: "
+                f"{', '.join(OPS_CONVENTIONS)}"
+            )
         self.model = model
+        self.convention = ops
         self.per_sample = per_sample
         self._handles: list = []
-        self.weighted = [
-            (n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+        # modules that count their own MACs (macs_per_step); nothing inside them is counted again
+        self.custom = [
+            (n, m) for n, m in model.named_modules() if callable(getattr(m, "macs_per_step", None))
         ]
+        inside = {id(sub) for _, m in self.custom for sub in m.modules() if sub is not m}
+        self.weighted = [
+            (n, m)
+            for n, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in inside
+        ]
+        self.pools = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.AvgPool2d)]
         self.neurons = [(n, m) for n, m in model.named_modules() if is_spiking_neuron(m)]
         self.spiking = bool(self.neurons)
         # the first weighted layer sees analog frames (MACs); in an SNN the rest see events
@@ -126,6 +156,7 @@ class SpikeStats:
         self.kinds = {
             n: ("mac" if (n == first or not self.spiking) else "ac") for n, _ in self.weighted
         }
+        self.kinds.update({n: "mac" for n, _ in self.custom})
         self.reset()
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -138,13 +169,19 @@ class SpikeStats:
         self._neurons_per_sample: dict[str, int] = {}
         # per forward: {"mac": [T, N], "ac": [T, N]} operations of each sample at each step
         self._sample_ops: list[dict[str, np.ndarray]] = []
+        self._pooled: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
 
     def __enter__(self) -> SpikeStats:
         self._handles.append(self.model.register_forward_pre_hook(self._on_input))
         for name, m in self.weighted:
             self._handles.append(m.register_forward_hook(self._ops_hook(name, self.kinds[name])))
+        for name, m in self.custom:
+            self._handles.append(m.register_forward_hook(self._custom_hook(name)))
         for name, m in self.neurons:
             self._handles.append(m.register_forward_hook(self._spike_hook(name)))
+        if self.spiking and self.convention == "per-spike":
+            for _, m in self.pools:
+                self._handles.append(m.register_forward_hook(self._pool_hook))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -164,6 +201,7 @@ class SpikeStats:
         self.samples += N
         if self.per_sample:
             self._sample_ops.append({"mac": np.zeros((T, N)), "ac": np.zeros((T, N))})
+        self._pooled.clear()
 
     def _rows_to_steps(self, values: torch.Tensor) -> np.ndarray:
         """[T·N] per-row values → [T] summed over the N samples."""
@@ -175,6 +213,33 @@ class SpikeStats:
     def _add(self, store: dict, name: str, per_step: np.ndarray) -> None:
         store[name] = store[name] + per_step if name in store else per_step.astype(np.float64)
 
+    def _events_of(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Spikes per element of `x` if `x` is (a view of) an average pool's output, else None.
+        Keyed by the pooled tensor itself (a weak reference), so a reshaped view still matches
+        and a new tensor at a recycled address never does."""
+        root = x if x._base is None else x._base
+        hit = self._pooled.get(id(root))
+        if hit is None or hit[0]() is not root or hit[1].numel() != x.numel():
+            return None
+        return hit[1]
+
+    def _pool_hook(self, module, args, out):
+        # Spikes per pooled cell: the sum (not mean) of the spikes of its window.
+        x = args[0].detach()
+        with torch.no_grad():
+            events = self._events_of(x)
+            events = (x != 0).float() if events is None else events.reshape(x.shape).float()
+            counts = F.avg_pool2d(
+                events,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.ceil_mode,
+                True,  # count_include_pad: irrelevant with divisor_override
+                divisor_override=1,
+            )
+        self._pooled[id(out)] = (weakref.ref(out), counts)
+
     def _ops_hook(self, name: str, kind: str):
         def hook(module, args, out):
             x = args[0]
@@ -185,13 +250,26 @@ class SpikeStats:
                         (rows,), _dense_macs(module, out, rows), dtype=torch.float64
                     )
                 else:
-                    per_row = _event_acs(module, x.detach())
-            self._add(self._ops, name, self._rows_to_steps(per_row))
-            if self.per_sample:
-                T, N = self._cur
-                self._sample_ops[-1][kind] += per_row.reshape(T, N).cpu().numpy()
+                    per_row = _event_acs(module, x.detach(), self._events_of(x))
+            self._count(name, kind, per_row)
 
         return hook
+
+    def _custom_hook(self, name: str):
+        def hook(module, args, out):
+            x = args[0]
+            rows = x.shape[0] * x.shape[1]  # [T, N, ...]
+            per_row = torch.full((rows,), float(module.macs_per_step(x)), dtype=torch.float64)
+            self._count(name, "mac", per_row)
+
+        return hook
+
+    def _count(self, name: str, kind: str, per_row: torch.Tensor) -> None:
+        """Add one layer's per-row counts ([T·N]) to its totals (and to each sample's)."""
+        self._add(self._ops, name, self._rows_to_steps(per_row))
+        if self.per_sample:
+            T, N = self._cur
+            self._sample_ops[-1][kind] += per_row.reshape(T, N).cpu().numpy()
 
     def _spike_hook(self, name: str):
         def hook(module, args, out):
@@ -226,7 +304,8 @@ class SpikeStats:
         ``{"macs": [T], "acs": [T], "T": T, "samples": n, "per_layer": {name: {"kind": "mac" |
         "ac", "per_step": [T]}}}`` where ``macs[t-1]``/``acs[t-1]`` are the operations one sample
         needs to run steps 1..t (so the harness can report ops at every t ≤ T) and
-        ``per_step`` is the (non-cumulative) count of a layer at each step."""
+        ``per_step`` is the (non-cumulative) count of a layer at each step; ``"convention"``:
+        how pooled spikes were counted (``OPS_CONVENTIONS``)."""
         if not self.samples:
             raise RuntimeError("SpikeStats saw no forward pass; run the model inside `with`")
         T = self.T
@@ -246,6 +325,7 @@ class SpikeStats:
             "T": T,
             "samples": self.samples,
             "per_layer": per_layer,
+            "convention": self.convention,
         }
 
     def per_sample_ops(self) -> dict[str, np.ndarray]:

@@ -8,7 +8,9 @@ Kinds (``NEURONS`` registry, built with ``make_neuron(kind, **kw)``; all multi-s
 - ``"lif"``: TET-style LIF (Deng et al. 2022): v ← decay·v + x (decay 0.5), s = H(v − θ),
   hard reset to 0, θ = 1.0. SpikingJelly ``LIFNode(tau=1/(1−decay), decay_input=False,
   v_reset=0.0)`` gives exactly H = V − V/τ + X = (1 − 1/τ)·V + X, so τ = 2.0 ⇔ decay 0.5.
-  ``v_reset=None`` switches to soft reset (SLTT-style), ``decay`` sets the leak.
+  ``v_reset=None`` switches to soft reset (SLTT-style), ``decay`` sets the leak, and
+  ``decay_input=True`` scales the input by (1 − decay) as well: v ← decay·v + (1 − decay)·x
+  (SpikingJelly's H = V + (X − V)/τ, the TCJA authors' neuron).
 - ``"if-converted"``: the neuron an ANN→SNN conversion puts in place of QCFS (Bu et al. 2022):
   IF with reset by subtraction, threshold θ (= the QCFS λ of that layer), membrane potential
   starting at θ/2 at every sequence (restored by ``functional.reset_net``), and spikes of
@@ -18,8 +20,15 @@ Kinds (``NEURONS`` registry, built with ``make_neuron(kind, **kw)``; all multi-s
   fine-tuning, as in the reference code, where ``thresh.data`` is used in SNN mode).
 
 All spiking kinds use the triangle surrogate ``triangle()`` = ``PiecewiseQuadratic(alpha=1)``:
-∂s/∂v = max(0, 1 − |v − θ|) (γ = 1, unnormalised in membrane units, as in HSD Eq. 12 and the
-QCFS reference ``ZIF``), which SpikingJelly also runs in its fused kernels.
+∂s/∂v = max(0, 1 − |v − θ|) (γ = 1, in membrane units), which SpikingJelly also runs in its fused
+kernels. The converted IF neuron has two forms (``SURROGATE_FORMS``):
+
+- ``"normalized"`` (default): the triangle on the membrane divided by θ, as in HSD's Eq. 12 and
+  the HSD authors' IF neuron: s = H(v/θ − 1), ∂s/∂v = (1/θ)·max(0, 1 − |v − θ|/θ), a window of
+  ±θ in membrane units; the emitted θ·s then has ∂(θ·s)/∂v = max(0, 1 − |v − θ|/θ). It is the
+  same triangle with α = 1/θ (``triangle(width=θ)``), so the fused kernels still run.
+- ``"raw"``: the triangle on the raw membrane, as in the QCFS reference code (``ZIF(mem − thre)``):
+  ∂s/∂v = max(0, 1 − |v − θ|), a window of ±1, so ∂(θ·s)/∂v = θ·max(0, 1 − |v − θ|).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ __all__ = [
     "QCFS",
     "ConvertedIFNode",
     "NEURONS",
+    "SURROGATE_FORMS",
     "is_spiking_neuron",
     "make_neuron",
     "neuron_backend",
@@ -45,6 +55,7 @@ __all__ = [
 ]
 
 SPIKINGJELLY_VERSION = version("spikingjelly")
+SURROGATE_FORMS = ("normalized", "raw")  # of the converted IF neuron, see the module docstring
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,11 +114,13 @@ class QCFS(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def triangle() -> surrogate.SurrogateFunctionBase:
-    """Triangle surrogate of Deng et al. 2022 / HSD Eq. 12 with γ = 1: forward H(u − θ),
-    backward max(0, 1 − |u − θ|). SpikingJelly's PiecewiseQuadratic(alpha=1) has exactly this
-    derivative (−α²|x| + α for |x| ≤ 1/α) and is one of the surrogates its fused kernels run."""
-    return surrogate.PiecewiseQuadratic(alpha=1.0)
+def triangle(width: float = 1.0) -> surrogate.SurrogateFunctionBase:
+    """Triangle surrogate of Deng et al. 2022 / HSD Eq. 12: forward H(u − θ), backward
+    (1/w)·max(0, 1 − |u − θ|/w) for half-width w (default 1: max(0, 1 − |u − θ|)).
+    SpikingJelly's PiecewiseQuadratic(alpha) has exactly this derivative (−α²|x| + α for
+    |x| ≤ 1/α) with α = 1/w, and is one of the surrogates its fused kernels run. w = θ is the
+    triangle on the normalised membrane u/θ − 1, differentiated with respect to u."""
+    return surrogate.PiecewiseQuadratic(alpha=1.0 / width)
 
 
 def _check_threshold(v_threshold: object) -> float:
@@ -127,9 +140,12 @@ class ConvertedIFNode(neuron.IFNode):
     """IF neuron of a converted SNN: reset by subtraction, threshold θ, v0 = θ/2 at every
     sequence, output θ·s (spikes of amplitude θ; see the module docstring for why).
 
-    Subclasses SpikingJelly's IFNode without touching its functional forward, so the fused
-    ``if_multi_step`` path still runs; only the initial state and the output scale change.
-    ``reset()`` (hence ``functional.reset_net``) restores v to θ/2.
+    ``surrogate`` ("normalized" | "raw", see the module docstring) picks the triangle's window:
+    ±θ (the membrane normalised by θ, HSD Eq. 12, default) or ±1 (raw membrane, QCFS code); an
+    explicit ``surrogate_function`` overrides it. Subclasses SpikingJelly's IFNode without
+    touching its functional forward, so the fused ``if_multi_step`` path still runs; only the
+    initial state, the surrogate's width and the output scale change. ``reset()`` (hence
+    ``functional.reset_net``) restores v to θ/2.
     """
 
     def __init__(
@@ -138,8 +154,13 @@ class ConvertedIFNode(neuron.IFNode):
         surrogate_function: surrogate.SurrogateFunctionBase | None = None,
         detach_reset: bool = False,
         step_mode: str = "m",
+        surrogate: str = "normalized",
     ) -> None:
         th = _check_threshold(v_threshold)
+        if surrogate not in SURROGATE_FORMS:
+            raise ValueError(
+                f"converted IF surrogate {surrogate!r} unknown; valid: {', '.join(SURROGATE_FORMS)}"
+            )
         super().__init__(
             v_threshold=th,
             v_reset=None,
@@ -147,12 +168,16 @@ class ConvertedIFNode(neuron.IFNode):
             detach_reset=detach_reset,
             step_mode=step_mode,
         )
+        self.surrogate_form = surrogate if surrogate_function is None else "custom"
         self.set_threshold(th)
 
     def set_threshold(self, v_threshold: float) -> None:
-        """Set θ (and the θ/2 start it implies); the next sequence starts from θ/2."""
+        """Set θ (and the θ/2 start it implies, and the ±θ surrogate window of the normalised
+        form); the next sequence starts from θ/2."""
         th = _check_threshold(v_threshold)
         self.v_threshold = th
+        if self.surrogate_form == "normalized":
+            self.surrogate_function = triangle(width=th)
         self.set_reset_value("v", th / 2.0)
         self.v = th / 2.0
 
@@ -172,7 +197,10 @@ class ConvertedIFNode(neuron.IFNode):
         return super().multi_step_forward(x_seq, *args, **kwargs) * self.v_threshold
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + ", v_init=v_threshold/2, output=v_threshold*spike"
+        return (
+            super().extra_repr()
+            + f", v_init=v_threshold/2, output=v_threshold*spike, surrogate={self.surrogate_form}"
+        )
 
 
 def _make_if(
@@ -193,13 +221,14 @@ def _make_lif(
     v_reset: float | None = 0.0,
     surrogate_function=None,
     detach_reset: bool = False,
+    decay_input: bool = False,
 ) -> neuron.LIFNode:
     decay = float(decay)
     if not 0.0 < decay < 1.0:
         raise ValueError(f"LIF decay must lie in (0, 1), got {decay!r}")
     return neuron.LIFNode(
         tau=1.0 / (1.0 - decay),  # (1 − 1/τ) = decay
-        decay_input=False,
+        decay_input=bool(decay_input),
         v_threshold=_check_threshold(v_threshold),
         v_reset=None if v_reset is None else float(v_reset),
         surrogate_function=surrogate_function or triangle(),
@@ -209,9 +238,14 @@ def _make_lif(
 
 
 def _make_if_converted(
-    v_threshold: float = 1.0, surrogate_function=None, detach_reset: bool = False
+    v_threshold: float = 1.0,
+    surrogate_function=None,
+    detach_reset: bool = False,
+    surrogate: str = "normalized",
 ) -> ConvertedIFNode:
-    return ConvertedIFNode(v_threshold, surrogate_function, detach_reset, step_mode="m")
+    return ConvertedIFNode(
+        v_threshold, surrogate_function, detach_reset, step_mode="m", surrogate=surrogate
+    )
 
 
 def _make_if_lean(v_threshold: float = 1.0, surrogate_function=None, detach_reset: bool = False):
@@ -236,8 +270,9 @@ def make_neuron(kind: str, **kw) -> nn.Module:
     """Build a multi-step (``step_mode='m'``) spiking neuron of a registered kind.
 
     ``"if"``: ``v_threshold=1.0, surrogate_function=triangle(), detach_reset=False``;
-    ``"lif"``: ``decay=0.5, v_threshold=1.0, v_reset=0.0`` (None → soft reset), same rest;
-    ``"if-converted"``: ``v_threshold`` (= λ), same rest. Unknown kinds raise
+    ``"lif"``: ``decay=0.5, v_threshold=1.0, v_reset=0.0`` (None → soft reset),
+    ``decay_input=False``, same rest;
+    ``"if-converted"``: ``v_threshold`` (= λ), ``surrogate="normalized"`` (or "raw"), same rest. Unknown kinds raise
     ``UnknownNameError`` listing the valid ones.
     """
     factory = NEURONS[kind]

@@ -236,17 +236,54 @@ def test_kdsnn_losses_by_hand():
     ps = [math.exp(0.5) / (math.exp(0.5) + 1), 1 / (math.exp(0.5) + 1)]
     kl = sum(0.5 * math.log(0.5 / p) for p in ps)
     resp = kdsnn_loss(student, teacher, y, lam=0.5, tau=tau, response=True).item()
-    assert resp == pytest.approx(ce + 0.5 * tau**2 * kl)
+    assert resp == pytest.approx(ce + 0.5 * tau**2 * kl / 2)  # classmean: KL / K, K = 2
+    kw = dict(lam=0.5, tau=tau, response=True, reduction="batchmean")
+    assert kdsnn_loss(student, teacher, y, **kw).item() == pytest.approx(ce + 0.5 * tau**2 * kl)
     fs, ft = torch.ones(1, 2, 1, 1), torch.zeros(1, 2, 1, 1)
     assert feature_kd(fs, ft).item() == 1.0
     both = kdsnn_loss(
         student, teacher, y, lam=0.5, tau=tau, response=True, student_feat=fs, teacher_feat=ft
     ).item()
-    assert both == pytest.approx(ce + 0.5 * tau**2 * kl + 0.5 * 1.0)
+    assert both == pytest.approx(ce + 0.5 * tau**2 * kl / 2 + 0.5 * 1.0)
     feat_only = kdsnn_loss(
         student, teacher, y, lam=0.5, tau=tau, response=False, student_feat=fs, teacher_feat=ft
     ).item()
     assert feat_only == pytest.approx(ce + 0.5)
+
+
+@pytest.mark.parametrize("align", ["conv1x1", "affine"])
+def test_feature_alignment_can_reach_zero_feature_loss(align):
+    # Student spike rates in [0, 1], teacher QCFS activations in [0, λ]: a per-channel scale
+    # and shift of the student's features. Optimising the alignment alone reaches zero loss.
+    torch.manual_seed(0)
+    fs = torch.rand(8, 3, 2, 2)
+    ft = (
+        fs * torch.tensor([4.0, 2.0, 0.5])[:, None, None]
+        + torch.tensor([0.0, 0.1, 0.3])[:, None, None]
+    )
+    a = baselines.kd.feature_alignment(align, 3, 3)
+    assert feature_kd(a(fs), ft).item() > 0.1  # starts at the identity: far off
+    opt = torch.optim.LBFGS(a.parameters(), lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = feature_kd(a(fs), ft)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert feature_kd(a(fs), ft).item() < 1e-8
+    # and the KD student always carries a trainable alignment, also with equal channels
+    student = baselines.kd.KDStudent(torch.nn.Identity(), 3, 3, align)
+    assert sum(p.numel() for p in student.align.parameters()) > 0
+
+
+def test_feature_alignment_errors():
+    with pytest.raises(ValueError, match="needs equal channel counts"):
+        baselines.kd.feature_alignment("affine", 3, 4)
+    with pytest.raises(ValueError, match="valid: conv1x1, affine"):
+        baselines.kd.feature_alignment("mlp", 3, 3)
+    assert baselines.kd.feature_alignment("conv1x1", 3, 4).weight.shape == (4, 3, 1, 1)
 
 
 # -- presets and bad input ---------------------------------------------------------------------
@@ -297,6 +334,10 @@ def test_bad_option_values_are_refused():
         tiny_cfg("tcja", {"loss": "hinge"})
     with pytest.raises(ConfigError, match="K"):
         tiny_cfg("sltt-k", {"K": 3})
+    with pytest.raises(ConfigError, match="option align='mlp'; valid: conv1x1, affine"):
+        tiny_cfg("kd-feature", {"align": "mlp"})
+    with pytest.raises(ConfigError, match="option kl_reduction='sum'"):
+        tiny_cfg("kd-response", {"kl_reduction": "sum"})
     with pytest.raises(ConfigError, match="if-converted"):
         baselines.common.check_neuron(tiny_cfg("tet", {"ht": True}).replace(neuron="lif"))
 

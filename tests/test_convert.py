@@ -85,8 +85,10 @@ def test_one_qcfs_layer_exact_for_T_equal_L_through_conversion():
 def test_rejects_non_qcfs_models_and_foreign_state_dicts():
     with pytest.raises(ValueError, match="needs a QCFS ANN"):
         ann_to_snn(vgg_snn(size=16, width=0.125, neuron="if"))
-    with pytest.raises(TypeError, match="built by hsd.models"):
+    with pytest.raises(ValueError, match="no QCFS activation to convert"):
         ann_to_snn(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match="surrogate 'tanh' unknown; valid: normalized, raw"):
+        ann_to_snn(tiny_ann(), surrogate="tanh")
     snn = vgg_snn(num_classes=5, size=16, width=0.125, neuron="if")
     with pytest.raises(ValueError, match=r"shape mismatch.*classifier\.1\.weight"):
         load_ann_state(snn, vgg_snn(num_classes=7, size=16, width=0.125).state_dict())
@@ -96,3 +98,72 @@ def test_rejects_non_qcfs_models_and_foreign_state_dicts():
     ):
         load_ann_state(snn, snn5(num_classes=5, size=32, width=0.125).state_dict())
     load_ann_state(snn, vgg_snn(num_classes=5, size=16, width=0.125).state_dict())
+
+
+class ResBlock(nn.Module):
+    """conv-BN-QCFS-conv-BN + identity, then QCFS: a torchvision-style basic block."""
+
+    def __init__(self, c, L):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+        self.act1 = QCFS(L, lam=2.0)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+        self.act2 = QCFS(L, lam=2.0)
+
+    def forward(self, x):
+        return self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))) + x)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self, L=8, c=4, k=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(2, c, 3, padding=1), nn.BatchNorm2d(c), QCFS(L, 2.0))
+        self.blocks = nn.Sequential(ResBlock(c, L), ResBlock(c, L))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, k))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+def test_any_qcfs_model_converts_first_layer_exact_for_T_equal_L():
+    torch.manual_seed(0)
+    L = 8
+    ann = TinyResNet(L).eval()
+    snn = ann_to_snn(ann)
+    assert not any(isinstance(m, QCFS) for m in snn.modules())
+    nodes = [m for m in snn.modules() if isinstance(m, ConvertedIFNode)]
+    assert len(nodes) == 5 and all(n.v_threshold == 2.0 and n.step_mode == "s" for n in nodes)
+    seen_ann, seen_snn = [], []
+    ann.stem[2].register_forward_hook(lambda m, i, o: seen_ann.append(o))
+    snn.net.stem[2].register_forward_hook(lambda m, i, o: seen_snn.append(o))
+    x = torch.rand(3, 2, 6, 6)
+    with torch.no_grad():
+        ann(x)
+        out = snn(x.expand(L, *x.shape))
+    assert out.shape == (L, 3, 3)
+    # the stem's IF sees a constant input for L steps: its mean output is the QCFS output
+    assert len(seen_snn) == L
+    assert torch.allclose(torch.stack(seen_snn).mean(0), seen_ann[0], atol=1e-6)
+    # the ANN is untouched: its activations are still QCFS
+    assert isinstance(ann.stem[2], QCFS) and isinstance(ann.blocks[0].act1, QCFS)
+
+
+def test_any_qcfs_model_matches_the_ann_for_large_T():
+    torch.manual_seed(1)
+    ann = TinyResNet(L=8).eval()
+    x = torch.rand(8, 2, 6, 6)
+    calibrate(ann, x)  # else the SNN converges to the unquantized net, far from a coarse ANN
+    snn = ann_to_snn(ann)
+    with torch.no_grad():
+        target = ann(x)
+        err = {}
+        for T in (4, 64):
+            functional.reset_net(snn)
+            err[T] = (snn(x.expand(T, *x.shape)).mean(0) - target).abs().mean().item()
+    assert err[64] < 0.5 * err[4], err
+    assert err[64] < 0.02 * target.abs().mean().item(), err
+    # trains: gradients reach the first conv through every step and the residual paths
+    snn.train()
+    functional.reset_net(snn)
+    snn(x.expand(4, *x.shape)).sum().backward()
+    assert snn.net.stem[0].weight.grad.abs().sum() > 0

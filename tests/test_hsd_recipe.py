@@ -5,13 +5,14 @@ import json
 import pytest
 import torch
 
-from hsd import hsd_method
+from hsd import hsd_method, hybrid
 from hsd.batches import window_batches
 from hsd.config import ConfigError, RunConfig
 from hsd.data import ht_partition, load_frames
 from hsd.engine import Stage, fit, make_optimizer
 from hsd.execute import execute
 from hsd.method import RunContext, resolve
+from hsd.presets import SMOKE_ADAM_LR
 from hsd.train import main as train_main
 
 # Small enough to run in seconds on one CPU thread, large enough to learn.
@@ -94,12 +95,72 @@ def test_ablation_switches_resolve_to_the_paper_rows():
     kw = dict(method="hsd", dataset="n-digits", T=2, profile="paper")
     none = resolve(RunConfig(**kw, options={"ht": False, "distill": "none"}))
     full = resolve(RunConfig(**kw))
-    assert full.options == (("distill", "skd"), ("ht", True))
-    # Without HT the same test window is used and the SNN trains from scratch at a direct-training
-    # lr (1e-3), not HSD's fine-tuning lr (1e-5).
+    assert dict(full.options) == {
+        "ann_loss": "per-frame",
+        "distill": "skd",
+        "ht": True,
+        "kl_reduction": "classmean",
+        "surrogate": "normalized",
+    }
+    # the authors' running code where the paper is silent: τ = 10, weight 1 on the classmean KL
+    assert full.tau == 10.0 and full.kd_lambda == 1.0
+    # Without HT the same test window is used and the SNN is the direct-training baseline: TET
+    # LIF, Adam 1e-3 with weight decay 5e-4, not HSD's fine-tuning lr (1e-5).
     assert none.pre_frames == full.pre_frames == 8
-    assert none.lr > full.lr
+    assert (none.lr, none.weight_decay, none.neuron) == (1e-3, 5e-4, "lif")
+    assert full.lr == 1e-5 and full.neuron == "if-converted"  # recorded like every neuron
     assert none.run_id() != full.run_id()
+    # smoke: the same 3e-3 as every other Adam-1e-3 recipe (hsd.presets.SMOKE_ADAM_LR)
+    smoke = resolve(RunConfig(**{**kw, "profile": "smoke"}, options={"ht": False}))
+    tet = resolve(RunConfig("tet", "n-digits", 2))
+    assert smoke.lr == tet.lr == SMOKE_ADAM_LR
+
+
+def test_bad_recipe_options_are_refused():
+    kw = dict(method="hsd", dataset="n-digits", T=2)
+    for opt, valid in (
+        ("kl_reduction", "classmean, batchmean"),
+        ("surrogate", "normalized, raw"),
+        ("ann_loss", "per-frame, mean-logits"),
+    ):
+        with pytest.raises(ConfigError, match=f"option {opt}='x'; valid: {valid}"):
+            resolve(RunConfig(**kw, options={opt: "x"}))
+    with pytest.raises(ConfigError, match=r"drop --neuron lif \(or use --option ht=false\)"):
+        resolve(RunConfig(**kw, neuron="lif"))
+
+
+def test_ann_loss_both_forms_by_hand():
+    import math
+
+    # two frames, one sample, K = 2: o_1 = [2, 0], o_2 = [0, 0]; y = 0
+    logits = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]])
+    y = torch.tensor([0])
+    per_frame = (math.log(1 + math.exp(-2.0)) + math.log(2.0)) / 2  # mean of CE(o_t)
+    mean_logits = math.log(1 + math.exp(-1.0))  # CE([1, 0])
+    assert hybrid.ann_loss("per-frame", logits, y).item() == pytest.approx(per_frame)
+    assert hybrid.ann_loss("mean-logits", logits, y).item() == pytest.approx(mean_logits)
+    with pytest.raises(ValueError, match="valid: per-frame, mean-logits"):
+        hybrid.ann_loss("sum", logits, y)
+
+
+@pytest.mark.slow
+def test_no_ht_student_is_the_lif_baseline_with_weight_decay(dirs, monkeypatch):
+    """Without HT, the student is built with the TET LIF neuron and trained by Adam with the
+    config's weight decay; the HT student by Adam without it."""
+    seen = {}
+    real_opt = hsd_method.make_optimizer
+
+    def spy_opt(name, params, lr, wd):
+        seen.setdefault("opt", []).append((name, lr, wd))
+        return real_opt(name, params, lr, wd)
+
+    monkeypatch.setattr(hsd_method, "make_optimizer", spy_opt)
+    opts = {"ht": False, "distill": "none"}
+    cfg = RunConfig(method="hsd", dataset="n-digits", T=1, options=opts, **{**TINY, "epochs": 1})
+    rows = execute(cfg, **dirs, device="cpu")
+    assert rows[0]["neuron"] == "lif" and rows[0]["opt_ht"] is False
+    assert seen["opt"] == [("adam", SMOKE_ADAM_LR, 5e-4)]
+    assert rows[0]["opt_kl_reduction"] == "classmean" and rows[0]["tau"] == 10.0
 
 
 def test_cli_writes_json_and_exits_2_on_bad_input(dirs, tmp_path, capsys):

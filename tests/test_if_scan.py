@@ -67,12 +67,14 @@ def test_code_save_close_to_exact_h_save_in_fp32():
     torch.testing.assert_close(gx_c, gx_h, rtol=0, atol=1e-2 * gx_h.abs().max())
 
 
-def test_converted_node_matches_hsd_converted_ifnode():
+@pytest.mark.parametrize("form,alpha", [("raw", 1.0), ("normalized", 1 / 2.5)])
+def test_converted_node_matches_hsd_converted_ifnode(form, alpha):
+    # the normalized surrogate (window ±θ) is the triangle with α = 1/θ
     x, g = sample(seed=3)
-    ref = ConvertedIFNode(2.5)
+    ref = ConvertedIFNode(2.5, surrogate=form)
     y_ref, gx_ref = run(ref, x * 2, g)
     functional.reset_net(ref)
-    y, gx = run(LeanIFNode.converted(2.5), x * 2, g)
+    y, gx = run(LeanIFNode.converted(2.5, alpha=alpha), x * 2, g)
     assert torch.equal(y, y_ref)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-6, atol=1e-6)
 

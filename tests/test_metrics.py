@@ -136,6 +136,81 @@ def test_ann_counts_dense_macs_only():
     assert count_parameters(ann) == count_parameters(vgg_snn(4, size=16, width=0.125, neuron="if"))
 
 
+class PoolNet(nn.Module):
+    """conv 1×1 (identity, the analog layer) → IF (θ = 1) → AvgPool 2 → conv 1×1 (1→2), and
+    → flatten → linear (4→3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(1, 1, 1, bias=False)
+        nn.init.ones_(self.conv0.weight)
+        self.sn = make_neuron("if")
+        self.pool = nn.AvgPool2d(2)
+        self.conv = nn.Conv2d(1, 2, 1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        T, N = x.shape[:2]
+        v = self.conv0(x.flatten(0, 1)).unflatten(0, (T, N))
+        p = self.pool(self.sn(v).flatten(0, 1))  # [T·N, 1, 2, 2]
+        return self.conv(p).sum() + self.fc(p.flatten(1)).sum()
+
+
+def test_pooled_spikes_cost_one_ac_per_spike_by_hand():
+    # one sample, one step, a 4×4 spike map: pooled cells hold 4, 1, 0, 2 spikes
+    x = torch.zeros(1, 1, 1, 4, 4)
+    x[..., 0:2, 0:2] = 1.0  # 4 spikes in cell (0, 0)
+    x[..., 0, 2] = 1.0  # 1 spike in cell (0, 1)
+    x[..., 3, 2:4] = 1.0  # 2 spikes in cell (1, 1)
+    counts = {}
+    for ops in ("per-spike", "per-input"):
+        net = PoolNet()
+        with torch.no_grad(), SpikeStats(net, ops=ops) as stats:
+            net(x)
+        layers = stats.synaptic_ops()["per_layer"]
+        counts[ops] = (layers["conv"]["per_step"][0], layers["fc"]["per_step"][0])
+        assert stats.synaptic_ops()["convention"] == ops
+    # per spike: 7 spikes × fan-out (conv 1×1: 2 outputs; fc: 3) = 14 and 21;
+    # per input: 3 non-zero pooled values × 2 = 6, × 3 = 9 (the lower bound)
+    assert counts["per-spike"] == (14.0, 21.0)
+    assert counts["per-input"] == (6.0, 9.0)
+    with pytest.raises(ValueError, match="valid: per-spike, per-input"):
+        SpikeStats(PoolNet(), ops="per-cell")
+
+
+def test_binary_spikes_without_pooling_count_the_same_in_both_conventions():
+    net = TwoLayer()
+    with SpikeStats(net, ops="per-input") as stats:
+        net(two_layer_input())
+    assert stats.synaptic_ops()["acs"].tolist() == [30.0, 87.0]
+
+
+def test_vgg_layers_after_pools_count_more_per_spike_the_rest_the_same():
+    torch.manual_seed(0)
+    ann = vgg_snn(num_classes=4, size=16, width=0.125).eval()
+    for m in ann.modules():
+        if hasattr(m, "lam"):
+            m.lam.data.fill_(0.5)
+    snn = ann_to_snn(ann).eval()
+    x = torch.rand(2, 3, 2, 16, 16)
+    layers = {}
+    for ops in ("per-spike", "per-input"):
+        functional.reset_net(snn)
+        with torch.no_grad(), SpikeStats(snn, ops=ops) as stats:
+            snn(x)
+        layers[ops] = {k: v["per_step"] for k, v in stats.synaptic_ops()["per_layer"].items()}
+    # features: conv at 0, 3, 7, 10, 14, 17, 21, 24; pools at 6, 13, 20, 27; then the classifier
+    after_pool = {"features.7", "features.14", "features.21", "classifier.1"}
+    for name, per_spike in layers["per-spike"].items():
+        per_input = layers["per-input"][name]
+        if name in after_pool:
+            assert np.all(per_spike >= per_input), name
+        else:
+            assert np.array_equal(per_spike, per_input), name
+    # the first pool's cells hold several spikes (the deeper layers of this random net are quiet)
+    assert layers["per-spike"]["features.7"].sum() > layers["per-input"]["features.7"].sum()
+
+
 def test_no_forward_is_an_error():
     with pytest.raises(RuntimeError, match="no forward pass"):
         SpikeStats(TwoLayer()).synaptic_ops()

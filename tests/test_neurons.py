@@ -110,6 +110,46 @@ def test_converted_if_matches_qcfs_exactly_for_T_equal_L(L, theta):
     assert torch.equal(out[: grid.numel()], q(grid).detach())
 
 
+@pytest.mark.parametrize("form", ["normalized", "raw"])
+def test_converted_if_surrogate_gradient_by_hand(form):
+    # One step from v0 = θ/2 with θ = 2: v = 1 + x. Output θ·s; by hand
+    #   normalized (Eq. 12): ∂(θ·s)/∂x = max(0, 1 − |v − θ|/θ)     (window ±θ)
+    #   raw (QCFS code):     ∂(θ·s)/∂x = θ·max(0, 1 − |v − θ|)     (window ±1)
+    theta = 2.0
+    n = make_neuron("if-converted", v_threshold=theta, surrogate=form)
+    x = torch.tensor([[-0.5, 0.0, 0.5, 0.75, 1.0, 1.25, 2.0, 2.5, 3.5]]).requires_grad_()
+    n(x).sum().backward()
+    v = 1.0 + x.detach()
+    if form == "normalized":
+        expected = (1.0 - (v - theta).abs() / theta).clamp(min=0.0)
+        # v = 0.5 → 1 − 1.5/2 = 0.25; v = 1.5 → 0.75; v = 2 → 1; v = 3.5 → 0.25; v = 4.5 → 0
+        assert expected[0].tolist() == [0.25, 0.5, 0.75, 0.875, 1.0, 0.875, 0.5, 0.25, 0.0]
+    else:
+        expected = theta * (1.0 - (v - theta).abs()).clamp(min=0.0)
+        assert expected[0].tolist() == [0.0, 0.0, 1.0, 1.5, 2.0, 1.5, 0.0, 0.0, 0.0]
+    assert torch.allclose(x.grad, expected, atol=1e-6)
+    assert n.surrogate_form == form
+
+
+def test_converted_if_normalized_window_follows_the_threshold():
+    n = make_neuron("if-converted", v_threshold=1.0)
+    n.set_threshold(4.0)  # as conversion does: the window must become ±4
+    x = torch.tensor([[0.0, 2.0, 5.0]]).requires_grad_()  # v = 2, 4, 7
+    n(x).sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([[0.5, 1.0, 0.25]]), atol=1e-6)
+    with pytest.raises(ValueError, match="surrogate 'x' unknown; valid: normalized, raw"):
+        make_neuron("if-converted", surrogate="x")
+
+
+def test_lif_with_decay_input_scales_the_input():
+    # v ← 0.5·v + 0.5·x, hard reset: x = 1.2: v = .6 | .9 | 1.05 → spike, 0 | .6
+    n = make_neuron("lif", decay_input=True, detach_reset=True)
+    x = torch.full((5, 1), 1.2)
+    assert n(x).flatten().tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert n.v.item() == pytest.approx(0.9)
+    assert n.decay_input is True and n.detach_reset is True and n.tau == 2.0
+
+
 def test_make_neuron_errors():
     with pytest.raises(UnknownNameError, match="valid: if, if-converted, if-lean, lif"):
         make_neuron("relu")
@@ -151,3 +191,20 @@ def test_neuron_backend_on_cuda():
     assert s.startswith("spikingjelly-2.0.0/if:") and "unavailable" not in s
     x = torch.rand(8, 3, 5, device="cuda") * 2
     assert torch.equal(n(x).cpu(), make_neuron("if-converted", v_threshold=2.0)(x.cpu()))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("form", ["normalized", "raw"])
+def test_converted_if_surrogate_forms_on_cuda_match_cpu(form):
+    # the fused CUDA path must run the same triangle width (α = 1/θ for "normalized")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    torch.manual_seed(0)
+    x = torch.rand(6, 4, 7) * 3
+    grads = []
+    for dev in ("cpu", "cuda"):
+        n = make_neuron("if-converted", v_threshold=2.5, surrogate=form).to(dev)
+        xd = x.to(dev).requires_grad_()
+        n(xd).sum().backward()
+        grads.append(xd.grad.cpu())
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)

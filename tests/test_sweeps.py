@@ -117,11 +117,11 @@ def test_sweep_registry_is_the_one_source_of_variant_orders():
 
 
 def test_best_params_apply_to_hsd_only_and_keep_the_quantization_variable():
-    best = {"n-digits": {"kd_lambda": 0.3, "L": 8}}
+    best = {"n-digits": {"kd_lambda": 0.3, "L": 8, "tau": 4.0}}
     lat = S.expand(["latency"], datasets=["n-digits"], methods=["hsd", "sts"], T=[2], best=best)
     by = {t.variant: t.cfg for t in lat}
-    assert (by["hsd"].kd_lambda, by["hsd"].L) == (0.3, 8)
-    assert (by["sts"].kd_lambda, by["sts"].L) == (None, None)
+    assert (by["hsd"].kd_lambda, by["hsd"].L, by["hsd"].tau) == (0.3, 8, 4.0)
+    assert (by["sts"].kd_lambda, by["sts"].L, by["sts"].tau) == (None, None, None)
     q = S.expand(["quantization"], datasets=["n-digits"], best=best, seeds=1)
     assert [t.cfg.L for t in q] == [4, 8, 16, 32] and {t.cfg.kd_lambda for t in q} == {0.3}
 

@@ -2,10 +2,17 @@
 
 import pytest
 import torch
+from spikingjelly.activation_based.neuron import LIFNode
+from spikingjelly.activation_based.surrogate import PiecewiseQuadratic
 from torch import nn
 
-from baselines.tcja import TCJA, tcja_blocks, tcja_loss
+import baselines  # noqa: F401  (registers every method)
+from baselines.tcja import TCJA, tcja_blocks, tcja_loss, tcja_neuron
+from hsd.config import ConfigError, RunConfig
+from hsd.method import resolve
+from hsd.metrics import SpikeStats
 from hsd.models import count_parameters, snn5, vgg_snn
+from hsd.neurons import make_neuron
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -83,3 +90,48 @@ def test_tcja_loss_by_hand():
     assert tcja_loss(logits, y, "mse").item() == pytest.approx((1.0 + 1.0) / 2)
     with pytest.raises(ValueError, match="mse"):
         tcja_loss(logits, y, "hinge")
+
+
+class TinyTCJANet(nn.Module):
+    """conv 1×1 (analog) → LIF → TCJA(T=2, C=3, k_t = k_c = 2) → conv 1×1; time-first."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(1, 3, 1)
+        self.sn = make_neuron("lif")
+        self.tcja = TCJA(2, 3, 2, 2)
+        self.conv1 = nn.Conv2d(3, 1, 1)
+
+    def forward(self, x):
+        T, N = x.shape[:2]
+        s = self.tcja(self.sn(self.conv0(x.flatten(0, 1)).unflatten(0, (T, N))))
+        return self.conv1(s.flatten(0, 1))
+
+
+def test_tcja_counted_as_macs_by_hand():
+    net = TinyTCJANet()
+    x = torch.rand(2, 4, 1, 2, 2)  # T = 2, N = 4, 2×2
+    with torch.no_grad(), SpikeStats(net) as stats:
+        net(x)
+    ops = stats.synaptic_ops()
+    # per sample per step: conv_t C·T·k_t = 3·2·2 = 12, conv_c C²·k_c = 9·2 = 18,
+    # A ⊙ B C = 3, X ⊙ M C·H·W = 12 → 45 MACs; conv0 dense: 3·2·2 outputs × 1 = 12 MACs
+    assert ops["per_layer"]["tcja"] == {"kind": "mac", "per_step": pytest.approx([45.0, 45.0])}
+    assert ops["macs"].tolist() == [57.0, 114.0]
+    # the Conv1d layers inside the block are not counted a second time
+    assert not any(name.startswith("tcja.") for name in ops["per_layer"])
+
+
+def test_tcja_neuron_is_the_authors_lif():
+    cfg = resolve(RunConfig("tcja", "n-digits", 2))
+    assert cfg.option("decay_input") is True and cfg.option("detach_reset") is True
+    n = tcja_neuron(cfg)()
+    assert isinstance(n, LIFNode) and n.decay_input and n.detach_reset
+    assert n.tau == 2.0 and n.v_reset == 0.0 and n.v_threshold == 1.0
+    assert isinstance(n.surrogate_function, PiecewiseQuadratic) and n.surrogate_function.alpha == 1
+    tet_style = tcja_neuron(cfg.replace(options={"decay_input": False, "detach_reset": False}))()
+    assert not tet_style.decay_input and not tet_style.detach_reset
+    with pytest.raises(ConfigError, match="decay_input=false"):
+        resolve(RunConfig("tcja", "n-digits", 2, neuron="if"))
+    with pytest.raises(ConfigError, match="must be true or false"):
+        resolve(RunConfig("tcja", "n-digits", 2, options={"detach_reset": "yes"}))

@@ -22,6 +22,23 @@ def _study(out, name="hsd-n-digits"):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna.db'}")
 
 
+@pytest.mark.parametrize("dataset", ["cifar10-dvs", "dvs-gesture", "n-caltech101"])
+def test_search_space_spans_the_authors_weights_and_temperature(dataset):
+    from hsd.data import DATASETS
+
+    space = TU.distributions(dataset, multi=False)
+    lam, tau = space["kd_lambda"], space["tau"]
+    assert lam.log and tau.log
+    # the authors' weight: 1 in classmean units (the default), 1/K in batchmean units
+    for weight in (1.0, 1.0 / DATASETS[dataset].num_classes):
+        assert lam.low < weight < lam.high, (dataset, weight)
+    assert tau.low < 10.0 < tau.high and tau.low <= 2.0
+    trial = TU.make_trial(dataset, {"kd_lambda": 0.05, "L": 8, "tau": 3.0}, "smoke", 5)
+    assert (trial.cfg.kd_lambda, trial.cfg.tau, trial.cfg.L) == (0.05, 3.0, 8)
+    default = TU.make_trial(dataset, {"kd_lambda": 1.0, "L": 16}, "smoke", 5)
+    assert default.cfg.tau == 10.0  # τ not tuned: the recipe's default
+
+
 def test_local_tuning_picks_the_best_validation_point_and_resumes(data_env, tmp_path):
     out = tmp_path / "tune"
     assert R.main([*TUNE, "--trials", "3", "--executor", "local", "--out", str(out)]) == 0
