@@ -21,11 +21,17 @@ the same ``run_id`` and ``status`` and rising ``t`` count as one chunk (one atte
 Reading: a torn or incomplete final chunk is ignored with a `TornTailWarning` (so its run does not
 count as finished and will be run again); a bad line anywhere else is a `StoreError` naming the file
 and line, and nothing is modified.
+
+Every complete line must also be a valid result row (`row_problem`: run_id, status, t/T, acc...).
+No crash can write a complete line that is not, so such a line anywhere, last line included, is a
+`StoreError` too: a store is either read whole or refused, never read with rows silently dropped.
+`append` checks rows the same way before writing, so a bad row never reaches the file.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import math
@@ -59,6 +65,101 @@ class StoreError(RuntimeError):
 
 class TornTailWarning(UserWarning):
     """The store ends in a torn or incomplete chunk (a writer was killed mid-append); it is ignored."""
+
+
+def fs_error(err: OSError, path: str | os.PathLike, action: str) -> StoreError:
+    """A StoreError for a failed file-system `action` on `path`: what is wrong and how to fix it."""
+    code = err.errno
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        parent = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+        where = f"{parent} is a file, not a folder" if parent else "a part of it is not a folder"
+        fix = "choose an --out folder whose parents are all folders"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = "permission denied" if code != errno.EROFS else "the filesystem is read-only"
+        fix = (
+            "choose a writable --out folder, or make it writable (chmod u+w); a finished store "
+            "made read-only on purpose can still be read by `python -m harness.report`"
+        )
+    elif code == errno.ENAMETOOLONG:
+        where = "the name is too long (usually 255 bytes per name, 4096 per path)"
+        fix = "choose a shorter --out path"
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        where = "no space left on the device (or quota exceeded)"
+        fix = "free some space or choose an --out folder on another disk"
+    else:
+        where = err.strerror or str(err)
+        fix = "check the path and choose another --out folder if needed"
+    return StoreError(f"cannot {action} {path}: {where}; {fix}")
+
+
+# -- row schema ------------------------------------------------------------------------------------
+#: fields that must be strings when present (identify the run and its table cell)
+_STRING_FIELDS = ("dataset", "method", "sweep", "variant", "profile", "arch", "neuron")
+#: fields that must be numbers (or null) when present: they are averaged or plotted
+_NUMBER_FIELDS = ("params", "energy_j", "stream_fraction", "wall_s", "best_val_acc", "firing_rate")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def row_problem(row: Any) -> str | None:
+    """Why `row` is not a valid result row, or None when it is.
+
+    Required: ``run_id`` (non-empty string) and ``status`` (one of `TERMINAL_STATUSES`). When
+    present: ``t``, ``T`` integers >= 1 with t <= T; ``seed`` an integer; ``acc`` a fraction in
+    [0, 1], or null only when the status is not ok (an ok row measured at some t needs its acc);
+    dataset/method/sweep/variant/... strings; params/energy_j/... numbers or null. Any other field
+    is allowed. This is the contract the tables rely on (`harness.aggregate`).
+    """
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {type(row).__name__}"
+    run_id = row.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        return "missing run_id" if "run_id" not in row else f"run_id {run_id!r} is not a string"
+    status = row.get("status")
+    if status not in TERMINAL_STATUSES:
+        known = ", ".join(sorted(TERMINAL_STATUSES))
+        return f"status {status!r} is not one of {known}"
+    for key in ("t", "T"):
+        if key in row and not (_is_int(row[key]) and row[key] >= 1):
+            return f"{key} {row[key]!r} is not an integer >= 1"
+    if _is_int(row.get("t")) and _is_int(row.get("T")) and row["t"] > row["T"]:
+        return f"t {row['t']} is larger than T {row['T']}"
+    if "seed" in row and not _is_int(row["seed"]):
+        return f"seed {row['seed']!r} is not an integer"
+    acc = row.get("acc")
+    if acc is None:
+        if status == "ok" and "t" in row:
+            return "acc is missing or null in an ok row (only a run that did not finish has none)"
+    elif not (_is_number(acc) and 0.0 <= acc <= 1.0):
+        return f"acc {acc!r} is not a fraction in [0, 1]"
+    for key in _STRING_FIELDS:
+        if key in row and not isinstance(row[key], str):
+            return f"{key} {row[key]!r} is not a string"
+    for key in _NUMBER_FIELDS:
+        if row.get(key) is not None and not _is_number(row[key]):
+            return f"{key} {row[key]!r} is not a number"
+    if "_chunk" in row and not isinstance(row["_chunk"], str):
+        return f"store field _chunk {row['_chunk']!r} is not a string"
+    if "_chunk_rows" in row and not (_is_int(row["_chunk_rows"]) and row["_chunk_rows"] >= 1):
+        return f"store field _chunk_rows {row['_chunk_rows']!r} is not an integer >= 1"
+    return None
+
+
+def rows_problem(rows: Any) -> str | None:
+    """Why `rows` is not the rows of one run (a non-empty list of valid rows), or None."""
+    if not isinstance(rows, list) or not rows:
+        return f"expected a non-empty list of result rows, got {rows!r:.80}"
+    for i, row in enumerate(rows):
+        problem = row_problem(row)
+        if problem:
+            return f"row {i + 1}: {problem}"
+    return None
 
 
 # -- serialisation ---------------------------------------------------------------------------------
@@ -123,6 +224,7 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
 
     # parsed: (line number, byte offset, row or None when invalid)
     parsed: list[tuple[int, int, dict | None]] = []
+    problems: dict[int, str] = {}  # line number -> why a JSON object there is no valid row
     offset = 0
     for i, raw in enumerate(raw_lines):
         row = None
@@ -130,14 +232,17 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
             try:
                 obj = json.loads(raw)
                 row = obj if isinstance(obj, dict) else None
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 row = None
             parsed.append((i + 1, offset, row))
+            if row is not None and (problem := row_problem(row)):
+                problems[i + 1] = problem
         offset += len(raw) + 1
     if parsed and not ends_clean:
         # The last line has no newline: whatever it holds, its write did not finish.
         lineno, off, _ = parsed[-1]
         parsed[-1] = (lineno, off, None)
+        problems.pop(lineno, None)
 
     # Group into chunks: explicit `_chunk` ids, or runs of marker-less lines with one run_id.
     chunks: list[list[tuple[int, int, dict | None]]] = []
@@ -183,8 +288,9 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
         ):
             tail_start = last - 1
     rows: list[dict] = []
-    for n, chunk in enumerate(chunks[:tail_start]):
-        if not complete(chunk):
+    for n, chunk in enumerate(chunks):
+        in_tail = n >= tail_start
+        if not in_tail and not complete(chunk):
             lineno = chunk[0][0]
             bad = chunk[0][2] is None
             what = "is not a valid JSON object" if bad else "starts a chunk with missing rows"
@@ -193,7 +299,16 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
                 "corrupted (a crash can only tear the last line). Nothing was changed. Inspect that "
                 "line; if the data is unimportant, remove the line by hand or start a new --out folder."
             )
-        for _, _, row in chunk:
+        for lineno, _, row in chunk:
+            if lineno in problems:
+                # A complete line that is no valid row cannot come from a crash, even at the end.
+                raise StoreError(
+                    f"{path}: line {lineno} is not a valid result row ({problems[lineno]}), so the "
+                    "store is corrupted or was edited by hand. Nothing was changed. Fix or remove "
+                    "that line by hand, or start a new --out folder."
+                )
+            if in_tail:
+                continue
             row = dict(row)
             row.pop("_chunk", None)
             row.pop("_chunk_rows", None)
@@ -215,18 +330,23 @@ class ResultStore:
         self.out_dir = Path(out_dir).absolute()
         self.path = self.out_dir / RESULTS_FILE
         self.manifest_path = self.out_dir / MANIFEST_FILE
+        self._lock = None  # a harness.lock.SweepLock while open(..., lock=True) holds the folder
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.out_dir)!r})"
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, out_dir: str | os.PathLike, manifest: dict) -> ResultStore:
+    def open(cls, out_dir: str | os.PathLike, manifest: dict, *, lock: bool = False) -> ResultStore:
         """Create the sweep folder with `manifest`, or check that an existing one holds the same sweep.
 
         `manifest` is a JSON-able dict, by convention ``{"sweep": name, "args": {...grid-defining
         arguments...}}``. A folder holding a different sweep raises StoreError and is left untouched.
-        The existing rows are parsed once, so a corrupted store fails here, before any training.
+        Everything that could stop the sweep later is checked here, before any training: that the
+        folder and its files are writable (StoreError saying how to fix it) and that every stored
+        row is valid. With `lock=True` the store also holds the folder's `harness.lock.SweepLock`
+        (LockError, a StoreError, when another driver has it) until `close()` or the end of a
+        ``with`` block.
         """
         if not isinstance(manifest, dict):
             raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
@@ -235,7 +355,11 @@ class ResultStore:
             raise StoreError(
                 f"--out {store.out_dir} exists and is not a folder; choose another --out"
             )
-        store.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            store.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise fs_error(err, store.out_dir, "create the output folder") from None
+        store._check_writable()
         wanted = _canonical(manifest)
         if not store.manifest_path.exists():
             if store.path.exists():
@@ -251,8 +375,43 @@ class ResultStore:
                 f"{store.out_dir} already holds a different sweep ({diff}). Resuming only works with "
                 "the same sweep and grid arguments; choose another --out folder for this one."
             )
-        store._read()  # fail fast on a corrupted store
+        if lock:
+            from harness.lock import SweepLock
+
+            store._lock = SweepLock(store.out_dir).acquire()
+        try:
+            store._read()  # fail fast on a corrupted store
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def close(self) -> None:
+        """Release the folder's lock, if this store holds it (`open(..., lock=True)`)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_writable(self) -> None:
+        """StoreError now, rather than an OSError after the first trial, if a write would fail."""
+        probe = self.out_dir / f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.unlink(probe)
+        except OSError as err:
+            raise fs_error(err, self.out_dir, "write into the output folder") from None
+        for path in (self.path, self.out_dir / PROVENANCE_FILE):
+            if path.exists():
+                try:  # opening for append writes nothing but fails like a real append would
+                    os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+                except OSError as err:
+                    raise fs_error(err, path, "append to") from None
 
     @classmethod
     def existing(cls, out_dir: str | os.PathLike) -> ResultStore:
@@ -271,13 +430,16 @@ class ResultStore:
         # Write to a private temp file, then hard-link it into place: link() fails if another process
         # created the manifest first, so two concurrent openers cannot overwrite each other.
         tmp = self.out_dir / f".{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         try:
-            os.link(tmp, self.manifest_path)
-        except FileExistsError:
-            pass  # someone else won; the caller compares against theirs
-        finally:
-            tmp.unlink()
+            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            try:
+                os.link(tmp, self.manifest_path)
+            except FileExistsError:
+                pass  # someone else won; the caller compares against theirs
+            finally:
+                tmp.unlink()
+        except OSError as err:
+            raise fs_error(err, self.manifest_path, "create") from None
 
     @property
     def manifest(self) -> dict | None:
@@ -302,11 +464,20 @@ class ResultStore:
         if not rows:
             return
         data = _encode_chunk(rows)
+        for i, line in enumerate(data.splitlines()):  # checked as it will read back
+            problem = row_problem(json.loads(line))
+            if problem:
+                raise StoreError(
+                    f"refusing to store row {i + 1} of run {rows[0].get('run_id')!r}: {problem}"
+                )
         if not self.out_dir.is_dir():
             raise StoreError(
                 f"{self.out_dir} does not exist; create the store with ResultStore.open"
             )
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise fs_error(err, self.path, "append to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # one writer at a time; released on close or death
             self._set_aside_torn_tail(fd)
@@ -314,6 +485,8 @@ class ResultStore:
             while written < len(data):  # only for enormous chunks or interrupted writes
                 written += os.write(fd, data[written:])
             os.fsync(fd)
+        except OSError as err:  # e.g. disk full: a partial chunk is a torn tail, set aside later
+            raise fs_error(err, self.path, "append to") from None
         finally:
             os.close(fd)  # also releases the lock
 
@@ -406,10 +579,10 @@ def write_provenance(
     `argv` is the full command (e.g. ``[sys.executable, "-m", "harness.run", *sys.argv[1:]]``),
     quoted with `shlex` so it can be pasted back into a shell. `start`/`end` are `time.time()`
     values; `extra` adds ``key: value`` lines (git commit, device, executor...). Blocks are appended,
-    so a resumed sweep keeps the history of every command that wrote to the folder.
+    so a resumed sweep keeps the history of every command that wrote to the folder. A folder that
+    cannot be written raises StoreError saying what is wrong and how to fix it.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     lines = [
         f"command: {shlex.join([str(a) for a in argv])}",
         f"cwd: {os.getcwd()}",
@@ -425,11 +598,15 @@ def write_provenance(
     for key, value in (extra or {}).items():
         lines.append(f"{key}: {value}")
     path = out / PROVENANCE_FILE
-    block = ("\n" if path.exists() and path.stat().st_size else "") + "\n".join(lines) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, block.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        out.mkdir(parents=True, exist_ok=True)
+        block = ("\n" if path.exists() and path.stat().st_size else "") + "\n".join(lines) + "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, block.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise fs_error(err, path, "write the provenance file") from None
     return path
