@@ -67,11 +67,18 @@ class TornTailWarning(UserWarning):
     """The store ends in a torn or incomplete chunk (a writer was killed mid-append); it is ignored."""
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_dir()
+    except OSError:
+        return False
+
+
 def fs_error(err: OSError, path: str | os.PathLike, action: str) -> StoreError:
     """A StoreError for a failed file-system `action` on `path`: what is wrong and how to fix it."""
     code = err.errno
     if code in (errno.ENOTDIR, errno.EEXIST):
-        parent = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+        parent = next((p for p in Path(path).parents if _is_file(p)), None)
         where = f"{parent} is a file, not a folder" if parent else "a part of it is not a folder"
         fix = "choose an --out folder whose parents are all folders"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -351,11 +358,11 @@ class ResultStore:
         if not isinstance(manifest, dict):
             raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
         store = cls(out_dir)
-        if store.out_dir.exists() and not store.out_dir.is_dir():
-            raise StoreError(
-                f"--out {store.out_dir} exists and is not a folder; choose another --out"
-            )
         try:
+            if store.out_dir.exists() and not store.out_dir.is_dir():
+                raise StoreError(
+                    f"--out {store.out_dir} exists and is not a folder; choose another --out"
+                )
             store.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise fs_error(err, store.out_dir, "create the output folder") from None
@@ -417,9 +424,13 @@ class ResultStore:
     def existing(cls, out_dir: str | os.PathLike) -> ResultStore:
         """A store that must already exist (for reports); StoreError says what is missing."""
         store = cls(out_dir)
-        if not store.out_dir.is_dir():
+        try:
+            found = store.out_dir.is_dir(), store.path.exists()
+        except OSError as err:
+            raise fs_error(err, store.out_dir, "read") from None
+        if not found[0]:
             raise StoreError(f"no such folder: {store.out_dir} (pass the --out folder of a sweep)")
-        if not store.path.exists():
+        if not found[1]:
             raise StoreError(
                 f"{store.out_dir} holds no results store ({RESULTS_FILE} is missing); pass the --out "
                 "folder of a sweep that has finished at least one run"

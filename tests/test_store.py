@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import warnings
 
 import numpy as np
@@ -331,3 +332,79 @@ def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert store.finished_run_ids() == done | {"after"}
+
+
+# -- file-system errors: a StoreError saying what is wrong and how to fix it, before any training --
+def _as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+needs_permissions = pytest.mark.skipif(
+    _as_root(), reason="running as root: chmod cannot make a folder read-only for this process"
+)
+
+
+def test_out_under_a_regular_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    out = tmp_path / "f" / "sweep"
+    with pytest.raises(StoreError, match=rf"{tmp_path / 'f'} is a file, not a folder; choose"):
+        ResultStore.open(out, MANIFEST)
+    with pytest.raises(StoreError, match="cannot write the provenance file .* is a file, not a"):
+        write_provenance(out, ["python"])
+    (tmp_path / "g").write_text("")  # the --out itself is a file
+    with pytest.raises(StoreError, match="exists and is not a folder; choose another --out"):
+        ResultStore.open(tmp_path / "g", MANIFEST)
+
+
+def test_out_name_too_long(tmp_path):
+    out = tmp_path / ("x" * 300)
+    with pytest.raises(StoreError, match="the name is too long .* choose a shorter --out path"):
+        ResultStore.open(out, MANIFEST)
+    with pytest.raises(StoreError, match="the name is too long"):
+        write_provenance(out, ["python"])
+
+
+@needs_permissions
+def test_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(StoreError, match="permission denied; choose a writable --out"):
+            ResultStore.open(ro / "sweep", MANIFEST)
+        with pytest.raises(StoreError, match="permission denied"):
+            ResultStore.open(ro, MANIFEST)
+        with pytest.raises(StoreError, match="cannot write the provenance file"):
+            write_provenance(ro, ["python"])
+    finally:
+        ro.chmod(0o755)
+
+
+@needs_permissions
+def test_read_only_finished_store_is_refused_on_open_but_readable(tmp_path):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    store.append(run_rows("a"))
+    (tmp_path / RESULTS_FILE).chmod(0o444)
+    try:
+        with pytest.raises(StoreError, match=rf"cannot append to {tmp_path / RESULTS_FILE}: perm"):
+            ResultStore.open(tmp_path, MANIFEST)
+        assert ResultStore.existing(tmp_path).finished_run_ids() == {"a"}  # reports still work
+    finally:
+        (tmp_path / RESULTS_FILE).chmod(0o644)
+
+
+def test_fs_error_messages_for_each_errno(tmp_path):
+    """The translation itself, for the cases a root test run cannot provoke."""
+    import errno
+
+    from harness.store import fs_error
+
+    cases = {
+        errno.EACCES: "permission denied; choose a writable --out folder, or make it writable",
+        errno.EROFS: "the filesystem is read-only; choose a writable --out",
+        errno.ENOSPC: "no space left on the device",
+        errno.ENAMETOOLONG: "the name is too long",
+    }
+    for code, text in cases.items():
+        err = fs_error(OSError(code, os.strerror(code)), tmp_path / "r", "append to")
+        assert str(err).startswith(f"cannot append to {tmp_path / 'r'}: {text}")
