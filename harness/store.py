@@ -159,11 +159,17 @@ def row_problem(row: Any) -> str | None:
 
 
 def rows_problem(rows: Any) -> str | None:
-    """Why `rows` is not the rows of one run (a non-empty list of valid rows), or None."""
+    """Why `rows` is not the rows of one run (a non-empty list of valid rows), or None.
+
+    Rows are checked as they would be stored: NaN and inf (a failed run's acc) become null.
+    """
     if not isinstance(rows, list) or not rows:
         return f"expected a non-empty list of result rows, got {rows!r:.80}"
     for i, row in enumerate(rows):
-        problem = row_problem(row)
+        try:
+            problem = row_problem(_jsonable(row))
+        except TypeError as err:
+            problem = str(err)
         if problem:
             return f"row {i + 1}: {problem}"
     return None

@@ -3,6 +3,7 @@ cluster joined with --address, and a fast clear error for an unreachable address
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -126,3 +127,47 @@ def test_sweep_on_a_two_node_cluster_via_address(data_env, tmp_path, two_node_cl
     assert all(r["status"] == "ok" for r in rows)
     # every trial ran on the worker node (the head has no CPU), all on that one node
     assert len({r["ray_node"] for r in rows}) == 1
+
+
+def test_pending_files_are_validated_before_ingest(tmp_path, capsys):
+    """Rows a killed driver left in pending/: valid ones are stored, any other file is moved to
+    pending/rejected/ with a warning and its run stays unfinished."""
+    from harness import sweeps as S
+    from harness.executors import ExecOptions, Progress
+    from harness.executors.ray_exec import _Ingest
+    from harness.store import ResultStore
+    from harness.trial import failure_row
+
+    trials = S.resolve_all(
+        S.expand("latency", datasets=["n-digits"], methods=["sts", "dts"], T=[1, 2, 3], seeds=1)
+    )
+    a, b, c, d, e, f = trials
+    store = ResultStore.open(tmp_path, {"sweep": "latency", "args": {}})
+    pending = tmp_path / "pending"
+    pending.mkdir()
+
+    def put(trial_or_name, content):
+        name = getattr(trial_or_name, "run_id", trial_or_name)
+        text = content if isinstance(content, str) else json.dumps(content)
+        (pending / f"{name}.json").write_text(text)
+
+    put(a, [failure_row(a, "failed", "boom", 1.0, 1)])  # valid: stored
+    put(b, [{"foo": 1}])  # foreign fields
+    put(c, [failure_row(f, "failed", "boom", 1.0, 1)])  # another run's rows
+    put(d, '[{"run_id": "torn"')  # not JSON
+    put(e, [{**failure_row(e, "ok", "", 1.0, 1), "acc": "high"}])  # text accuracy
+    put("not-in-this-grid", [failure_row(f, "failed", "boom", 1.0, 1)])  # dropped
+    ingest = _Ingest(store, ExecOptions(out_dir=tmp_path), trials, Progress(trials, enabled=False))
+    ingest.leftovers(set())
+    assert store.finished_run_ids() == ingest.done == {a.run_id}
+    assert not list(pending.glob("*.json"))
+    rejected = sorted(p.stem for p in (pending / "rejected").glob("*.json"))
+    assert rejected == sorted(t.run_id for t in (b, c, d, e))
+    err = capsys.readouterr().err
+    for trial, reason in [
+        (b, "row 1: missing run_id"),
+        (c, f"rows of run {f.run_id!r} in the file of run {c.run_id!r}"),
+        (d, "not readable JSON"),
+        (e, "row 1: acc 'high' is not a fraction in [0, 1]"),
+    ]:
+        assert f"warning: {pending / trial.run_id}.json holds no valid result rows ({reason}" in err

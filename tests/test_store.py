@@ -100,6 +100,9 @@ def test_row_schema_accepts_real_row_kinds():
     assert row_problem({"run_id": "p", "status": "ok", "params": 7, "sweep": "params"}) is None
     assert row_problem({**OK_ROW, "anything": {"nested": [1]}, "acc": 1}) is None
     assert rows_problem([OK_ROW, {**OK_ROW, "t": 2}]) is None
+    # a failed run's NaN accuracy (as in a trial's pending file) is stored as null: valid
+    assert rows_problem([{**OK_ROW, "status": "failed", "acc": float("nan")}]) is None
+    assert rows_problem([{**OK_ROW, "acc": float("nan")}]).startswith("row 1: acc is missing")
     assert rows_problem([]) == "expected a non-empty list of result rows, got []"
     assert rows_problem([OK_ROW, {"foo": 1}]) == "row 2: missing run_id"
 

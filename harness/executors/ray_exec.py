@@ -157,21 +157,53 @@ class _Ingest:
         self.progress.finish(run_id)
 
     def leftovers(self, finished: set[str]) -> None:
-        """Rows a killed driver never stored: ingest those of this grid, drop the rest."""
+        """Rows a killed driver never stored: ingest those of this grid, drop the rest.
+
+        A file whose rows are not valid result rows of its run is never stored: it is moved to
+        ``pending/rejected/`` with a warning, and its run counts as unfinished (it runs again).
+        """
         d = _pending_dir(self.opts.out_dir)
         if not d.is_dir():
             return
         for f in sorted(d.glob("*.json")):
             run_id = f.stem
             if run_id in self.by_id and run_id not in finished:
-                try:
-                    rows = json.loads(f.read_text())
-                except ValueError:
-                    f.unlink()  # a torn file cannot come from os.replace; be safe anyway
+                rows, problem = _read_pending(f)
+                if problem:
+                    _reject_pending(f, problem, self.progress)
                     continue
                 self.add(run_id, rows)
             else:
                 f.unlink()
+
+
+def _read_pending(path: Path) -> tuple[list[dict] | None, str | None]:
+    """The rows of a pending file, or why they cannot be stored (checked like the store's rows)."""
+    from harness.store import rows_problem
+
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as err:
+        return None, f"not readable JSON ({err})"
+    problem = rows_problem(rows)
+    if problem:
+        return None, problem
+    ids = sorted({r["run_id"] for r in rows} - {path.stem})
+    if ids:
+        return None, f"rows of run {ids[0]!r} in the file of run {path.stem!r}"
+    return rows, None
+
+
+def _reject_pending(path: Path, problem: str, progress: Progress) -> None:
+    rejected = path.parent / "rejected"
+    rejected.mkdir(exist_ok=True)
+    target = rejected / path.name
+    os.replace(path, target)
+    progress.bar.write(  # on stderr, above the progress bar
+        f"warning: {path} holds no valid result rows ({problem}); moved to {target}, not stored, "
+        "and its run will be run again",
+        file=sys.stderr,
+    )
 
 
 def run(
