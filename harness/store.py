@@ -101,7 +101,9 @@ def fs_error(err: OSError, path: str | os.PathLike, action: str) -> StoreError:
 
 # -- row schema ------------------------------------------------------------------------------------
 #: fields that must be strings when present (identify the run and its table cell)
-_STRING_FIELDS = ("dataset", "method", "sweep", "variant", "profile", "arch", "neuron")
+_STRING_FIELDS = ("dataset", "method", "sweep", "variant")
+#: fields that must be strings or null when present (a config value may be unset)
+_OPTIONAL_STRING_FIELDS = ("profile", "arch", "neuron", "error")
 #: fields that must be numbers (or null) when present: they are averaged or plotted
 _NUMBER_FIELDS = ("params", "energy_j", "stream_fraction", "wall_s", "best_val_acc", "firing_rate")
 
@@ -120,8 +122,8 @@ def row_problem(row: Any) -> str | None:
     Required: ``run_id`` (non-empty string) and ``status`` (one of `TERMINAL_STATUSES`). When
     present: ``t``, ``T`` integers >= 1 with t <= T; ``seed`` an integer; ``acc`` a fraction in
     [0, 1], or null only when the status is not ok (an ok row measured at some t needs its acc);
-    dataset/method/sweep/variant/... strings; params/energy_j/... numbers or null. Any other field
-    is allowed. This is the contract the tables rely on (`harness.aggregate`).
+    dataset/method/sweep/variant strings; profile/arch/neuron/error strings or null;
+    params/energy_j/... numbers or null. Any other field is allowed. This is the contract the tables rely on (`harness.aggregate`).
     """
     if not isinstance(row, dict):
         return f"expected a JSON object, got {type(row).__name__}"
@@ -147,6 +149,9 @@ def row_problem(row: Any) -> str | None:
         return f"acc {acc!r} is not a fraction in [0, 1]"
     for key in _STRING_FIELDS:
         if key in row and not isinstance(row[key], str):
+            return f"{key} {row[key]!r} is not a string"
+    for key in _OPTIONAL_STRING_FIELDS:
+        if row.get(key) is not None and not isinstance(row[key], str):
             return f"{key} {row[key]!r} is not a string"
     for key in _NUMBER_FIELDS:
         if row.get(key) is not None and not _is_number(row[key]):

@@ -80,6 +80,8 @@ OK_ROW = {"run_id": "a", "T": 2, "t": 1, "seed": 0, "acc": 0.5, "status": "ok", 
         ({"acc": None}, "acc is missing or null in an ok row"),
         ({"dataset": 3}, "dataset 3 is not a string"),
         ({"variant": ["a"]}, "variant ['a'] is not a string"),
+        ({"sweep": None}, "sweep None is not a string"),
+        ({"neuron": 1}, "neuron 1 is not a string"),
         ({"params": "many"}, "params 'many' is not a number"),
         ({"_chunk_rows": "2"}, "store field _chunk_rows '2' is not an integer >= 1"),
     ],
@@ -99,6 +101,7 @@ def test_row_schema_accepts_real_row_kinds():
     assert row_problem({**OK_ROW, "status": "failed", "acc": None, "error": "boom"}) is None
     assert row_problem({"run_id": "p", "status": "ok", "params": 7, "sweep": "params"}) is None
     assert row_problem({**OK_ROW, "anything": {"nested": [1]}, "acc": 1}) is None
+    assert row_problem({**OK_ROW, "neuron": None, "L": None, "wall_s": None}) is None  # unset
     assert rows_problem([OK_ROW, {**OK_ROW, "t": 2}]) is None
     # a failed run's NaN accuracy (as in a trial's pending file) is stored as null: valid
     assert rows_problem([{**OK_ROW, "status": "failed", "acc": float("nan")}]) is None
