@@ -123,14 +123,17 @@ def row_problem(row: Any) -> str | None:
     present: ``t``, ``T`` integers >= 1 with t <= T; ``seed`` an integer; ``acc`` a fraction in
     [0, 1], or null only when the status is not ok (an ok row measured at some t needs its acc);
     dataset/method/sweep/variant strings; profile/arch/neuron/error strings or null;
-    params/energy_j/... numbers or null. Any other field is allowed. This is the contract the tables rely on (`harness.aggregate`).
+    params/energy_j/... numbers or null. Any other field is allowed. This is the contract the
+    tables rely on (`harness.aggregate`).
     """
     if not isinstance(row, dict):
         return f"expected a JSON object, got {type(row).__name__}"
-    run_id = row.get("run_id")
+    for key in ("run_id", "status"):
+        if key not in row:
+            return f"missing {key}"
+    run_id, status = row["run_id"], row["status"]
     if not isinstance(run_id, str) or not run_id:
-        return "missing run_id" if "run_id" not in row else f"run_id {run_id!r} is not a string"
-    status = row.get("status")
+        return f"run_id {run_id!r} is not a non-empty string"
     if status not in TERMINAL_STATUSES:
         known = ", ".join(sorted(TERMINAL_STATUSES))
         return f"status {status!r} is not one of {known}"

@@ -65,8 +65,9 @@ OK_ROW = {"run_id": "a", "T": 2, "t": 1, "seed": 0, "acc": 0.5, "status": "ok", 
 @pytest.mark.parametrize(
     "change, reason",
     [
-        ({"run_id": None}, "run_id None is not a string"),
-        ({"run_id": 7}, "run_id 7 is not a string"),
+        ({"run_id": None}, "run_id None is not a non-empty string"),
+        ({"run_id": ""}, "run_id '' is not a non-empty string"),
+        ({"run_id": 7}, "run_id 7 is not a non-empty string"),
         ({"status": "running"}, "status 'running' is not one of diverged, failed, infeasible, ok"),
         ({"status": None}, "status None is not one of"),
         ({"t": 0}, "t 0 is not an integer >= 1"),
@@ -92,9 +93,7 @@ def test_row_problem_names_what_is_wrong(change, reason):
 
 
 def test_row_schema_accepts_real_row_kinds():
-    assert (
-        row_problem({"run_id": "x"}) == "status None is not one of diverged, failed, infeasible, ok"
-    )
+    assert row_problem({"run_id": "x"}) == "missing status"
     assert row_problem({"foo": 1}) == "missing run_id"
     assert row_problem([1]) == "expected a JSON object, got list"
     # a run that did not finish: no accuracy; a params row: no t, T, seed or acc; extra fields
