@@ -22,6 +22,7 @@ import errno
 import fcntl
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -114,7 +115,7 @@ class SweepLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
+            "command": shlex.join(sys.argv),
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)
