@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from harness import paper, stats
+from harness.row_schema import STATUSES
 from harness.store import CHUNK_COLUMN
 from harness.sweeps import SWEEPS, T_LISTS
 
-STATUSES = ("ok", "failed", "diverged", "infeasible")
 DATASET_ORDER = ("cifar10-dvs", "n-caltech101", "dvs-gesture", "n-digits", "sim-gestures")
 VARIANT_ORDER: dict[str, tuple[str, ...]] = {n: s.order for n, s in SWEEPS.items() if s.trains}
 LATENCY_ORDER = VARIANT_ORDER["latency"]

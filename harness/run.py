@@ -40,12 +40,6 @@ from harness.cli import (
     run_main,
 )
 
-# Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
-# smoke profile: the latency sweep at T = 1, 5 (24 runs, 1236 epoch-frames) summed 485 s of run
-# time on the 2-core CPU VM and took 4.6 min end to end with 2 parallel Ray trials (2026-11-28).
-# --dry-run uses it until finished runs in the output folder give a better rate. None for paper
-# (GPU-dependent).
-SECONDS_PER_UNIT = {"smoke": 0.39, "paper": None}
 SWEEP_CHOICES = (*S.SWEEPS, "all")
 
 
@@ -314,82 +308,6 @@ def out_dir(args) -> Path:
     return Path(args.out or f"runs/{args.sweep}").resolve()
 
 
-# -- dry run -------------------------------------------------------------------------------------
-def print_dry_run(trials: list[S.Trial], args, finished: set[str], rate: float | None) -> None:
-    if args.json:
-        for t in trials:
-            line = {
-                "run_id": t.run_id,
-                "cells": [list(c) for c in t.cells],
-                "state": "done" if t.run_id in finished else "todo",
-                "cost": S.trial_cost(t.cfg),
-                "config": t.cfg.to_dict(),
-            }
-            print(json.dumps(line, sort_keys=True))
-        return
-    from collections import Counter
-
-    print(f"{args.sweep}: {len(trials)} runs -> {out_dir(args)}")
-    print(
-        f"  {'cells':<30} {'dataset':<13} {'T':>3} {'seed':>4} {'frames':>6} {'T_p':>4} "
-        f"{'pre_ep':>6} {'ep':>4} {'cost':>6}  run_id            state"
-    )
-    total_units = 0
-    for t in trials:
-        c = t.cfg
-        cost = S.trial_cost(c)
-        done = t.run_id in finished
-        total_units += 0 if done else cost
-        cells = ",".join(f"{s}:{v}" for s, v in t.cells)
-        print(
-            f"  {cells:<30} {c.dataset:<13} {c.T:>3} {c.seed:>4} {c.frames:>6} "
-            f"{c.pre_frames or 0:>4} {c.pre_epochs or 0:>6} {c.epochs or 0:>4} {cost:>6}  "
-            f"{t.run_id}  {'done' if done else 'todo'}"
-        )
-    per_ds = Counter(t.cfg.dataset for t in trials)
-    print(f"  per dataset: {dict(per_ds)}")
-    if "params" in S.sweep_names(args.sweep):
-        print(f"  params: {len(args.datasets or S.DEFAULT_DATASETS)} rows, no training")
-    print(
-        f"estimated cost of the runs still to do: {total_units} epoch-frames "
-        "(cost = pre_epochs x T_p + epochs x (frames - T_p) per run; x training samples = "
-        "single-frame forward+backward passes)."
-    )
-    if rate:
-        print(
-            f"time estimate: ~{total_units * rate / 60:.1f} min of trial time (at {rate:.2f} s "
-            "per epoch-frame, measured from finished runs in this folder)"
-        )
-    elif SECONDS_PER_UNIT.get(args.profile):
-        rate = SECONDS_PER_UNIT[args.profile]
-        print(
-            f"time estimate: ~{total_units * rate / 60:.1f} min of trial time (at {rate} s per "
-            f"epoch-frame, measured for the {args.profile} profile on a shared 2-core CPU VM; "
-            "the ray executor runs trials in parallel, one per --cpus-per-trial cores)"
-        )
-    else:
-        print("time estimate: none (no finished runs in this folder to calibrate from)")
-
-
-def measured_rate(rows) -> float | None:
-    """Seconds per epoch-frame from the wall time of finished ok runs already in the store."""
-    from hsd.config import RunConfig
-
-    if rows is None or rows.empty or "wall_s" not in rows:
-        return None
-    secs = units = 0.0
-    fields = [f for f in RunConfig.__dataclass_fields__ if f != "options"]
-    for _, r in rows[rows["status"] == "ok"].drop_duplicates("run_id").iterrows():
-        try:
-            cfg = RunConfig(**{k: r[k] for k in fields if k in r})
-            u = S.trial_cost(cfg)
-        except (TypeError, ValueError):
-            continue
-        if u > 0:
-            secs, units = secs + float(r["wall_s"]), units + u
-    return secs / units if units else None
-
-
 # -- running -------------------------------------------------------------------------------------
 def run_report(out: Path) -> None:
     """Run `python -m harness.report OUT` and pass on where the tables and plots are."""
@@ -413,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from harness.store import ResultStore, write_provenance
+    from harness.store import ResultStore
     from hsd.device import pick_device
 
     start = time.time()
@@ -429,7 +347,9 @@ def _main(argv: list[str]) -> int:
     store.check_manifest(manifest(args))
     finished = store.finished_run_ids()
     if args.dry_run:
-        print_dry_run(trials, args, finished, measured_rate(store.rows()))
+        from harness.dry_run import measured_rate, print_dry_run
+
+        print_dry_run(trials, args, out, finished, measured_rate(store.rows()))
         return 0
     pick_device(args.device)  # a device that does not exist stops here, before any row
     todo = [t for t in trials if t.run_id not in finished]
@@ -439,7 +359,20 @@ def _main(argv: list[str]) -> int:
 
         ray_exec.check_address(args.address)  # fail fast, before any folder is touched
     prepare_data(todo, abs_path(args.root), abs_path(args.cache_dir))
-    store.claim(manifest(args))
+    store.claim(manifest(args), lock=True)  # a second driver on this folder stops here (exit 2)
+    try:
+        return _run_locked(args, argv, start, trials, store, executor)
+    finally:
+        store.close()
+
+
+def _run_locked(args, argv, start, trials, store, executor) -> int:
+    """The part of a sweep that writes: under the folder's lock, every run not yet finished."""
+    from harness.provenance import write_provenance
+
+    out = store.out_dir
+    finished = store.finished_run_ids()  # re-read under the lock
+    todo = [t for t in trials if t.run_id not in finished]
     summary: dict = {}
     if "params" in S.sweep_names(args.sweep):
         new = [

@@ -21,18 +21,19 @@ the same ``run_id`` and ``status`` and rising ``t`` count as one chunk (one atte
 Reading: a torn or incomplete final chunk is ignored with a `TornTailWarning` (so its run does not
 count as finished and will be run again); a bad line anywhere else is a `StoreError` naming the file
 and line, and nothing is modified.
+
+Every complete line must also be a valid result row (`row_problem`: run_id, status, t/T, acc...).
+No crash can write a complete line that is not, so such a line anywhere, last line included, is a
+`StoreError` too: a store is either read whole or refused, never read with rows silently dropped.
+`append` checks rows the same way before writing, so a bad row never reaches the file.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+import errno
 import fcntl
 import json
-import math
 import os
-import platform
-import shlex
-import socket
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -41,13 +42,13 @@ from typing import Any
 
 import pandas as pd
 
+from harness.row_schema import TERMINAL_STATUSES, jsonable, row_problem
+
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "sweep.json"
 PROVENANCE_FILE = "COMMAND.txt"
 TORN_FILE = "results.jsonl.torn"
 
-#: statuses that end a run; a run with any of them is not run again on resume
-TERMINAL_STATUSES = frozenset({"ok", "failed", "diverged", "infeasible"})
 
 #: column added by `ResultStore.rows()`: ordinal of the chunk (one append = one run attempt)
 CHUNK_COLUMN = "_chunk"
@@ -61,37 +62,46 @@ class TornTailWarning(UserWarning):
     """The store ends in a torn or incomplete chunk (a writer was killed mid-append); it is ignored."""
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_dir()
+    except OSError:
+        return False
+
+
+def fs_error(err: OSError, path: str | os.PathLike, action: str) -> StoreError:
+    """A StoreError for a failed file-system `action` on `path`: what is wrong and how to fix it."""
+    code = err.errno
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        parent = next((p for p in Path(path).parents if _is_file(p)), None)
+        where = f"{parent} is a file, not a folder" if parent else "a part of it is not a folder"
+        fix = "choose an --out folder whose parents are all folders"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = "permission denied" if code != errno.EROFS else "the filesystem is read-only"
+        fix = (
+            "choose a writable --out folder, or make it writable (chmod u+w); a finished store "
+            "made read-only on purpose can still be read by `python -m harness.report`"
+        )
+    elif code == errno.ENAMETOOLONG:
+        where = "the name is too long (usually 255 bytes per name, 4096 per path)"
+        fix = "choose a shorter --out path"
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        where = "no space left on the device (or quota exceeded)"
+        fix = "free some space or choose an --out folder on another disk"
+    else:
+        where = err.strerror or str(err)
+        fix = "check the path and choose another --out folder if needed"
+    return StoreError(f"cannot {action} {path}: {where}; {fix}")
+
+
 # -- serialisation ---------------------------------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    """Plain-JSON form of a row value: NaN/inf become null, numpy scalars become Python numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        try:
-            return _jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(
-        f"result row value {value!r} of type {type(value).__name__} is not JSON-serialisable; "
-        "store numbers, strings, booleans, lists or dicts"
-    )
-
-
 def _encode_chunk(rows: list[dict]) -> bytes:
     chunk_id = uuid.uuid4().hex[:16]
     lines = []
     for row in rows:
         if not isinstance(row, dict):
             raise TypeError(f"ResultStore.append expects a list of dicts, got {type(row).__name__}")
-        clean = {k: _jsonable(v) for k, v in row.items() if not k.startswith("_chunk")}
+        clean = {k: jsonable(v) for k, v in row.items() if not k.startswith("_chunk")}
         clean["_chunk"] = chunk_id
         clean["_chunk_rows"] = len(rows)
         lines.append(json.dumps(clean, allow_nan=False, separators=(",", ":")))
@@ -100,7 +110,7 @@ def _encode_chunk(rows: list[dict]) -> bytes:
 
 def _canonical(manifest: dict) -> Any:
     """The manifest as it reads back from JSON (tuples become lists, NaN becomes null)."""
-    return json.loads(json.dumps(_jsonable(manifest), sort_keys=True))
+    return json.loads(json.dumps(jsonable(manifest), sort_keys=True))
 
 
 def _after(t: Any, prev: Any) -> bool:
@@ -123,6 +133,7 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
 
     # parsed: (line number, byte offset, row or None when invalid)
     parsed: list[tuple[int, int, dict | None]] = []
+    problems: dict[int, str] = {}  # line number -> why a JSON object there is no valid row
     offset = 0
     for i, raw in enumerate(raw_lines):
         row = None
@@ -130,14 +141,17 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
             try:
                 obj = json.loads(raw)
                 row = obj if isinstance(obj, dict) else None
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 row = None
             parsed.append((i + 1, offset, row))
+            if row is not None and (problem := row_problem(row)):
+                problems[i + 1] = problem
         offset += len(raw) + 1
     if parsed and not ends_clean:
         # The last line has no newline: whatever it holds, its write did not finish.
         lineno, off, _ = parsed[-1]
         parsed[-1] = (lineno, off, None)
+        problems.pop(lineno, None)
 
     # Group into chunks: explicit `_chunk` ids, or runs of marker-less lines with one run_id.
     chunks: list[list[tuple[int, int, dict | None]]] = []
@@ -183,8 +197,9 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
         ):
             tail_start = last - 1
     rows: list[dict] = []
-    for n, chunk in enumerate(chunks[:tail_start]):
-        if not complete(chunk):
+    for n, chunk in enumerate(chunks):
+        in_tail = n >= tail_start
+        if not in_tail and not complete(chunk):
             lineno = chunk[0][0]
             bad = chunk[0][2] is None
             what = "is not a valid JSON object" if bad else "starts a chunk with missing rows"
@@ -193,7 +208,16 @@ def _parse(path: Path, data: bytes) -> tuple[list[dict], int | None]:
                 "corrupted (a crash can only tear the last line). Nothing was changed. Inspect that "
                 "line; if the data is unimportant, remove the line by hand or start a new --out folder."
             )
-        for _, _, row in chunk:
+        for lineno, _, row in chunk:
+            if lineno in problems:
+                # A complete line that is no valid row cannot come from a crash, even at the end.
+                raise StoreError(
+                    f"{path}: line {lineno} is not a valid result row ({problems[lineno]}), so the "
+                    "store is corrupted or was edited by hand. Nothing was changed. Fix or remove "
+                    "that line by hand, or start a new --out folder."
+                )
+            if in_tail:
+                continue
             row = dict(row)
             row.pop("_chunk", None)
             row.pop("_chunk_rows", None)
@@ -215,6 +239,7 @@ class ResultStore:
         self.out_dir = Path(out_dir).absolute()
         self.path = self.out_dir / RESULTS_FILE
         self.manifest_path = self.out_dir / MANIFEST_FILE
+        self._lock = None  # a harness.lock.SweepLock while claim(..., lock=True) holds the folder
         self._finished: set[str] | None = None  # read once, then kept up to date by `append`
 
     def __repr__(self) -> str:
@@ -222,27 +247,28 @@ class ResultStore:
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, out_dir: str | os.PathLike, manifest: dict) -> ResultStore:
-        """Create the sweep folder with `manifest`, or check that an existing one holds the same sweep.
-
-        `manifest` is a JSON-able dict, by convention ``{"sweep": name, "args": {...grid-defining
-        arguments...}}``. A folder holding a different sweep raises StoreError and is left untouched.
-        The existing rows are parsed once, so a corrupted store fails here, before any training.
-        """
+    def open(cls, out_dir: str | os.PathLike, manifest: dict, *, lock: bool = False) -> ResultStore:
+        """Create the sweep folder with `manifest`, or check that an existing one holds the same
+        sweep (`claim`); with `lock=True` the store holds the folder's lock until `close()`."""
         store = cls(out_dir)
-        store.claim(manifest)
+        store.claim(manifest, lock=lock)
         return store
 
     def check_manifest(self, manifest: dict) -> None:
-        """Raise StoreError if the folder exists and holds another sweep (writes nothing)."""
+        """Raise StoreError if the folder cannot be this sweep's: it is a file, or it holds another
+        sweep, or rows without a manifest. Writes nothing (dry runs and plans call it first)."""
         if not isinstance(manifest, dict):
             raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise StoreError(
-                f"--out {self.out_dir} exists and is not a folder; choose another --out"
-            )
-        if not self.manifest_path.exists():
-            if self.path.exists():
+        try:
+            if self.out_dir.exists() and not self.out_dir.is_dir():
+                raise StoreError(
+                    f"--out {self.out_dir} exists and is not a folder; choose another --out"
+                )
+            has_manifest, has_rows = self.manifest_path.exists(), self.path.exists()
+        except OSError as err:
+            raise fs_error(err, self.out_dir, "read") from None
+        if not has_manifest:
+            if has_rows:
                 raise StoreError(
                     f"{self.out_dir} holds {RESULTS_FILE} but no {MANIFEST_FILE}, so it is unknown "
                     "which sweep produced those rows; choose another --out folder"
@@ -256,22 +282,71 @@ class ResultStore:
                 "the same sweep and grid arguments; choose another --out folder for this one."
             )
 
-    def claim(self, manifest: dict) -> None:
-        """Make the folder this sweep's: create it with its manifest, or check the one there."""
+    def claim(self, manifest: dict, *, lock: bool = False) -> None:
+        """Make the folder this sweep's, checking before any training everything that could stop
+        the sweep later: the manifest (`check_manifest`), that the folder and its files are
+        writable (StoreError saying how to fix it), and that every stored row is valid. With
+        `lock=True` the store also takes the folder's `harness.lock.SweepLock` (LockError, a
+        StoreError, when another driver has it) until `close()` or the end of a ``with`` block.
+        """
         self.check_manifest(manifest)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise fs_error(err, self.out_dir, "create the output folder") from None
+        self._check_writable()
         if not self.manifest_path.exists():
             self._create_manifest(_canonical(manifest))
         self.check_manifest(manifest)  # another process may have created it first
-        self.finished_run_ids()  # fail fast on a corrupted store (and read it once)
+        if lock:
+            from harness.lock import SweepLock
+
+            self._lock = SweepLock(self.out_dir).acquire()
+        try:
+            self._finished = None
+            self.finished_run_ids()  # fail fast on a corrupted store (and read it once)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the folder's lock, if this store holds it (`open(..., lock=True)`)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_writable(self) -> None:
+        """StoreError now, rather than an OSError after the first trial, if a write would fail."""
+        probe = self.out_dir / f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.unlink(probe)
+        except OSError as err:
+            raise fs_error(err, self.out_dir, "write into the output folder") from None
+        for path in (self.path, self.out_dir / PROVENANCE_FILE):
+            if path.exists():
+                try:  # opening for append writes nothing but fails like a real append would
+                    os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+                except OSError as err:
+                    raise fs_error(err, path, "append to") from None
 
     @classmethod
     def existing(cls, out_dir: str | os.PathLike) -> ResultStore:
         """A store that must already exist (for reports); StoreError says what is missing."""
         store = cls(out_dir)
-        if not store.out_dir.is_dir():
+        try:
+            found = store.out_dir.is_dir(), store.path.exists()
+        except OSError as err:
+            raise fs_error(err, store.out_dir, "read") from None
+        if not found[0]:
             raise StoreError(f"no such folder: {store.out_dir} (pass the --out folder of a sweep)")
-        if not store.path.exists():
+        if not found[1]:
             raise StoreError(
                 f"{store.out_dir} holds no results store ({RESULTS_FILE} is missing); pass the --out "
                 "folder of a sweep that has finished at least one run"
@@ -282,13 +357,16 @@ class ResultStore:
         # Write to a private temp file, then hard-link it into place: link() fails if another process
         # created the manifest first, so two concurrent openers cannot overwrite each other.
         tmp = self.out_dir / f".{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         try:
-            os.link(tmp, self.manifest_path)
-        except FileExistsError:
-            pass  # someone else won; the caller compares against theirs
-        finally:
-            tmp.unlink()
+            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            try:
+                os.link(tmp, self.manifest_path)
+            except FileExistsError:
+                pass  # someone else won; the caller compares against theirs
+            finally:
+                tmp.unlink()
+        except OSError as err:
+            raise fs_error(err, self.manifest_path, "create") from None
 
     @property
     def manifest(self) -> dict | None:
@@ -313,11 +391,20 @@ class ResultStore:
         if not rows:
             return
         data = _encode_chunk(rows)
+        for i, line in enumerate(data.splitlines()):  # checked as it will read back
+            problem = row_problem(json.loads(line))
+            if problem:
+                raise StoreError(
+                    f"refusing to store row {i + 1} of run {rows[0].get('run_id')!r}: {problem}"
+                )
         if not self.out_dir.is_dir():
             raise StoreError(
                 f"{self.out_dir} does not exist; create the store with ResultStore.open"
             )
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise fs_error(err, self.path, "append to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # one writer at a time; released on close or death
             self._set_aside_torn_tail(fd)
@@ -325,6 +412,8 @@ class ResultStore:
             while written < len(data):  # only for enormous chunks or interrupted writes
                 written += os.write(fd, data[written:])
             os.fsync(fd)
+        except OSError as err:  # e.g. disk full: a partial chunk is a torn tail, set aside later
+            raise fs_error(err, self.path, "append to") from None
         finally:
             os.close(fd)  # also releases the lock
         if self._finished is not None:
@@ -384,7 +473,7 @@ class ResultStore:
         """Run ids with a terminal status (ok, failed, diverged, infeasible) in a complete chunk.
 
         The file is read once per store object; this process's appends keep the set current
-        (the sweep lock makes this process the folder's only writer)."""
+        (the folder's lock makes this process its only writer)."""
         if self._finished is None:
             self._finished = _finished_ids(self._read())
         return set(self._finished)
@@ -408,50 +497,3 @@ def _describe_difference(have: Any, wanted: Any) -> str:
         if key != "sweep" and have.get(key) != wanted.get(key):
             parts.append(f"{key}: stored {have.get(key)!r}, requested {wanted.get(key)!r}")
     return "; ".join(parts) or "manifests differ"
-
-
-# -- provenance ------------------------------------------------------------------------------------
-def _iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
-
-
-def write_provenance(
-    out_dir: str | os.PathLike,
-    argv: Iterable[str],
-    extra: dict | None = None,
-    *,
-    start: float | None = None,
-    end: float | None = None,
-) -> Path:
-    """Append one block to `out_dir/COMMAND.txt`: the exact command line, machine, start/end, wall.
-
-    `argv` is the full command (e.g. ``[sys.executable, "-m", "harness.run", *sys.argv[1:]]``),
-    quoted with `shlex` so it can be pasted back into a shell. `start`/`end` are `time.time()`
-    values; `extra` adds ``key: value`` lines (git commit, device, executor...). Blocks are appended,
-    so a resumed sweep keeps the history of every command that wrote to the folder.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"command: {shlex.join([str(a) for a in argv])}",
-        f"cwd: {os.getcwd()}",
-        f"machine: {socket.gethostname()} ({platform.platform()}, python {platform.python_version()}, "
-        f"{os.cpu_count()} cpus)",
-    ]
-    if start is not None:
-        lines.append(f"start: {_iso(start)}")
-    if end is not None:
-        lines.append(f"end: {_iso(end)}")
-    if start is not None and end is not None:
-        lines.append(f"wall_s: {end - start:.1f}")
-    for key, value in (extra or {}).items():
-        lines.append(f"{key}: {value}")
-    path = out / PROVENANCE_FILE
-    block = ("\n" if path.exists() and path.stat().st_size else "") + "\n".join(lines) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, block.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return path

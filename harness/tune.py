@@ -217,6 +217,7 @@ def tune_ray(
 
     from harness.executors import ray_exec
 
+    ray_exec.check_trial_request(cpus, gpus)
     ray_exec.init(address)
     storage = optuna.storages.RDBStorage(f"sqlite:///{opts.out_dir / 'optuna.db'}")
     name = study_name(dataset, multi)
@@ -238,6 +239,7 @@ def tune_ray(
         import ray
 
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    ray_exec.check_cluster_fits(cpus, gpus)
     progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
 
     class Collector(tune.Callback):
@@ -305,8 +307,8 @@ def main_from_args(args, argv) -> int:
     """`python -m harness.run --tune ...` (validation, store, tuning per dataset, best params)."""
     import time
 
-    from harness.cli import exec_options, prepare_data
-    from harness.store import ResultStore, write_provenance
+    from harness.cli import prepare_data
+    from harness.store import ResultStore
     from hsd.device import pick_device
 
     start = time.time()
@@ -359,7 +361,28 @@ def main_from_args(args, argv) -> int:
     store = ResultStore(out)
     store.check_manifest(manifest)
     prepare_data(probes, abs_path(args.root), abs_path(args.cache_dir))  # data present: exit 2
-    store.claim(manifest)
+    store.claim(manifest, lock=True)  # a second driver on this folder stops here (exit 2)
+    try:
+        result = _tune_locked(args, argv, store, probes, executor, method, datasets, T, start)
+    finally:
+        store.close()
+    path = out / "best_params.json"
+    print(f"best parameters: {path}")
+    for ds, b in result["best"].items():
+        shown = " ".join(f"{k}={b[k]:.4g}" for k in ("kd_lambda", "tau") if k in b)
+        print(f"  {ds}: {shown} L={b['L']} T={b['T']} val_acc={b['val_acc']:.4f}")
+    print(f"use them with: python -m harness.run --sweep <name> --use-best {path}")
+    return 0
+
+
+def _tune_locked(args, argv, store, probes, executor, method, datasets, T, start) -> dict:
+    """Tuning under the folder's lock: every dataset's study, best_params.json, provenance."""
+    import time
+
+    from harness.cli import exec_options
+    from harness.provenance import write_provenance
+
+    out = store.out_dir
     opts = exec_options(args, out)
     result: dict[str, Any] = {"objective": OBJECTIVE, "best": {}, "pareto": {}}
     path = out / "best_params.json"
@@ -404,9 +427,4 @@ def main_from_args(args, argv) -> int:
         start=start,
         end=time.time(),
     )
-    print(f"best parameters: {path}")
-    for ds, b in result["best"].items():
-        shown = " ".join(f"{k}={b[k]:.4g}" for k in ("kd_lambda", "tau") if k in b)
-        print(f"  {ds}: {shown} L={b['L']} T={b['T']} val_acc={b['val_acc']:.4f}")
-    print(f"use them with: python -m harness.run --sweep <name> --use-best {path}")
-    return 0
+    return result

@@ -3,6 +3,7 @@ cluster joined with --address, and a fast clear error for an unreachable address
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -126,3 +127,164 @@ def test_sweep_on_a_two_node_cluster_via_address(data_env, tmp_path, two_node_cl
     assert all(r["status"] == "ok" for r in rows)
     # every trial ran on the worker node (the head has no CPU), all on that one node
     assert len({r["ray_node"] for r in rows}) == 1
+
+
+def test_pending_files_are_validated_before_ingest(tmp_path, capsys):
+    """Rows a killed driver left in pending/: valid ones are stored, any other file is moved to
+    pending/rejected/ with a warning and its run stays unfinished."""
+    from harness import sweeps as S
+    from harness.executors import ExecOptions, Progress
+    from harness.executors.ray_exec import _Ingest
+    from harness.store import ResultStore
+    from harness.trial import failure_row
+
+    trials = S.resolve_all(
+        S.expand("latency", datasets=["n-digits"], methods=["sts", "dts"], T=[1, 2, 3], seeds=1)
+    )
+    a, b, c, d, e, f = trials
+    store = ResultStore.open(tmp_path, {"sweep": "latency", "args": {}})
+    pending = tmp_path / "pending"
+    pending.mkdir()
+
+    def put(trial_or_name, content):
+        name = getattr(trial_or_name, "run_id", trial_or_name)
+        text = content if isinstance(content, str) else json.dumps(content)
+        (pending / f"{name}.json").write_text(text)
+
+    put(a, [failure_row(a, "failed", "boom", 1.0, 1)])  # valid: stored
+    put(b, [{"foo": 1}])  # foreign fields
+    put(c, [failure_row(f, "failed", "boom", 1.0, 1)])  # another run's rows
+    put(d, '[{"run_id": "torn"')  # not JSON
+    put(e, [{**failure_row(e, "ok", "", 1.0, 1), "acc": "high"}])  # text accuracy
+    put("not-in-this-grid", [failure_row(f, "failed", "boom", 1.0, 1)])  # dropped
+    ingest = _Ingest(store, ExecOptions(out_dir=tmp_path), trials, Progress(trials, enabled=False))
+    ingest.leftovers(set())
+    assert store.finished_run_ids() == ingest.done == {a.run_id}
+    assert not list(pending.glob("*.json"))
+    rejected = sorted(p.stem for p in (pending / "rejected").glob("*.json"))
+    assert rejected == sorted(t.run_id for t in (b, c, d, e))
+    err = capsys.readouterr().err
+    for trial, reason in [
+        (b, "row 1: missing run_id"),
+        (c, f"rows of run {f.run_id!r} in the file of run {c.run_id!r}"),
+        (d, "not readable JSON"),
+        (e, "row 1: acc 'high' is not a fraction in [0, 1]"),
+    ]:
+        assert f"warning: {pending / trial.run_id}.json holds no valid result rows ({reason}" in err
+
+
+@pytest.fixture
+def http_listener():
+    """A listener that is not Ray: Python's HTTP server, like `python -m http.server`."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_listener():
+    """A port that accepts connections and never says anything."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("listener", ["http_listener", "silent_listener"])
+def test_address_that_is_not_ray_fails_fast(listener, request):
+    from harness.executors import ExecutorError
+    from harness.executors.ray_exec import check_address
+
+    address = request.getfixturevalue(listener)
+    t0 = time.monotonic()
+    with pytest.raises(ExecutorError, match=f"--address {address}: .* not the GCS of a Ray head"):
+        check_address(address)
+    assert time.monotonic() - t0 < 30
+
+
+def test_cli_with_an_address_that_is_not_ray_exits_2(data_env, tmp_path, http_listener):
+    t0 = time.time()
+    cp = run_cli(
+        ["--sweep", "latency", *GRID, "--executor", "ray", "--address", http_listener,
+         "--out", tmp_path / "o"],
+    )  # fmt: skip
+    assert cp.returncode == 2 and "not the GCS of a Ray head" in cp.stderr, cp.stderr
+    assert "Traceback" not in cp.stderr and not (tmp_path / "o").exists()
+    assert time.time() - t0 < 60
+
+
+@pytest.mark.parametrize(
+    "cpus, gpus, flag",
+    [(-1, 0, "--cpus-per-trial"), (1, -1, "--gpus-per-trial"), (float("nan"), 0, "--cpus")],
+)
+def test_negative_trial_request_is_refused_before_ray_starts(cpus, gpus, flag):
+    from harness.executors import ExecutorError
+    from harness.executors.ray_exec import check_trial_request
+
+    check_trial_request(1, None)
+    check_trial_request(0.5, 0.25)
+    with pytest.raises(ExecutorError, match=f"{flag}.* must be a number >= 0"):
+        check_trial_request(cpus, gpus)
+
+
+# In a child process (a Ray instance of its own, gone with it): start Ray the harness's way with
+# one CPU and no GPU, check requests against it, and list the TCP listeners of its process tree.
+LOCAL_RAY = """
+import json, os, subprocess
+from harness.executors import ExecutorError, ray_exec
+ray_exec.init(None, num_cpus=1, num_gpus=0)
+out = {"fits": []}
+for cpus, gpus in [(1, 0), (1, 1), (2, 0), (0.5, 0)]:
+    try:
+        ray_exec.check_cluster_fits(cpus, gpus)
+        out["fits"].append("ok")
+    except ExecutorError as err:
+        out["fits"].append(str(err))
+def tree(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    todo, seen = [root], set()
+    while todo:
+        p = todo.pop()
+        seen.add(p)
+        todo += kids.get(p, [])
+    return seen
+pids = tree(os.getpid())
+ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+out["listen"] = [line.split()[3] for line in ss if any(f"pid={p}," in line for p in pids)]
+ray_exec.shutdown()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_local_ray_checks_requests_and_listens_on_loopback_only():
+    import shutil
+
+    if not shutil.which("ss"):
+        pytest.skip("needs `ss` (iproute2) to list listening sockets")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update({**NO_AUTH, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    cp = subprocess.run(
+        [sys.executable, "-c", LOCAL_RAY], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    ok, gpu, cpu, half = out["fits"]
+    assert ok == "ok" and half == "ok"
+    assert gpu.startswith("a trial asks for 1 CPU and 1 GPU") and "(nodes: 1 CPU, 0 GPU)" in gpu
+    assert cpu.startswith("a trial asks for 2 CPU and 0 GPU")
+    assert out["listen"]  # the GCS and raylet at least
+    assert all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for a in out["listen"]), out

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import warnings
 
 import numpy as np
 import pytest
 
+from harness.provenance import write_provenance
+from harness.row_schema import row_problem, rows_problem
 from harness.store import (
     RESULTS_FILE,
     TORN_FILE,
@@ -17,7 +20,6 @@ from harness.store import (
     StoreError,
     TornTailWarning,
     _encode_chunk,
-    write_provenance,
 )
 
 MANIFEST = {"sweep": "latency", "args": {"datasets": ["n-digits"], "T": [1, 2], "seeds": [0, 1]}}
@@ -56,10 +58,118 @@ def test_numpy_values_are_stored_as_numbers(tmp_path):
     assert row["acc"] == 0.25 and row["params"] == 7
 
 
-def test_unknown_status_is_not_finished(tmp_path):
+OK_ROW = {"run_id": "a", "T": 2, "t": 1, "seed": 0, "acc": 0.5, "status": "ok", "dataset": "d"}
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"run_id": None}, "run_id None is not a non-empty string"),
+        ({"run_id": ""}, "run_id '' is not a non-empty string"),
+        ({"run_id": 7}, "run_id 7 is not a non-empty string"),
+        ({"status": "running"}, "status 'running' is not one of diverged, failed, infeasible, ok"),
+        ({"status": None}, "status None is not one of"),
+        ({"t": 0}, "t 0 is not an integer >= 1"),
+        ({"T": 1.5}, "T 1.5 is not an integer >= 1"),
+        ({"t": True}, "t True is not an integer >= 1"),
+        ({"t": 3}, "t 3 is larger than T 2"),
+        ({"seed": "0"}, "seed '0' is not an integer"),
+        ({"acc": "high"}, "acc 'high' is not a fraction in [0, 1]"),
+        ({"acc": 85.0}, "acc 85.0 is not a fraction in [0, 1]"),
+        ({"acc": -0.1}, "acc -0.1 is not a fraction in [0, 1]"),
+        ({"acc": None}, "acc is missing or null in an ok row"),
+        ({"dataset": 3}, "dataset 3 is not a string"),
+        ({"variant": ["a"]}, "variant ['a'] is not a string"),
+        ({"sweep": None}, "sweep None is not a string"),
+        ({"neuron": 1}, "neuron 1 is not a string"),
+        ({"params": "many"}, "params 'many' is not a number"),
+        ({"_chunk_rows": "2"}, "store field _chunk_rows '2' is not an integer >= 1"),
+    ],
+)
+def test_row_problem_names_what_is_wrong(change, reason):
+    assert row_problem(OK_ROW) is None
+    assert row_problem({**OK_ROW, **change}).startswith(reason)
+
+
+def test_row_schema_accepts_real_row_kinds():
+    assert row_problem({"run_id": "x"}) == "missing status"
+    assert row_problem({"foo": 1}) == "missing run_id"
+    assert row_problem([1]) == "expected a JSON object, got list"
+    # a run that did not finish: no accuracy; a params row: no t, T, seed or acc; extra fields
+    assert row_problem({**OK_ROW, "status": "failed", "acc": None, "error": "boom"}) is None
+    assert row_problem({"run_id": "p", "status": "ok", "params": 7, "sweep": "params"}) is None
+    assert row_problem({**OK_ROW, "anything": {"nested": [1]}, "acc": 1}) is None
+    assert row_problem({**OK_ROW, "neuron": None, "L": None, "wall_s": None}) is None  # unset
+    assert rows_problem([OK_ROW, {**OK_ROW, "t": 2}]) is None
+    # a failed run's NaN accuracy (as in a trial's pending file) is stored as null: valid
+    assert rows_problem([{**OK_ROW, "status": "failed", "acc": float("nan")}]) is None
+    assert rows_problem([{**OK_ROW, "acc": float("nan")}]).startswith("row 1: acc is missing")
+    assert rows_problem([]) == "expected a non-empty list of result rows, got []"
+    assert rows_problem([OK_ROW, {"foo": 1}]) == "row 2: missing run_id"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"run_id": "a", "status": "running"}],
+        [{"run_id": "b"}],
+        [{**OK_ROW, "acc": float("nan")}],  # NaN is stored as null: an ok row without accuracy
+        [OK_ROW, {**OK_ROW, "t": 2, "acc": 1.5}],
+    ],
+)
+def test_append_refuses_invalid_rows_and_writes_nothing(tmp_path, rows):
     store = ResultStore.open(tmp_path, MANIFEST)
-    store.append([{"run_id": "a", "status": "running"}, {"run_id": "b"}])
-    assert store.finished_run_ids() == set()
+    store.append(run_rows("a"))
+    before = (tmp_path / RESULTS_FILE).read_bytes()
+    with pytest.raises(StoreError, match="refusing to store row"):
+        store.append(rows)
+    assert (tmp_path / RESULTS_FILE).read_bytes() == before
+
+
+def _chunk_line(**fields) -> bytes:
+    return _encode_chunk([{**OK_ROW, **fields}])
+
+
+# Stores a new user can produce by hand; every reader must refuse them with file, line and reason.
+BAD_STORES = {
+    # garbage first line, then good rows (garbage as the only line would be a torn tail)
+    "garbage-first": (b"garbage\n" + _chunk_line(run_id="a"), "line 1 is not a valid JSON"),
+    # a valid JSON line with foreign fields, as the last line
+    "foreign-fields": (
+        _chunk_line(run_id="a") + b'{"foo": 1}\n',
+        "line 2 is not a valid result row (missing run_id)",
+    ),  # fmt: skip
+    # a whole chunk whose accuracy is text: its tables would silently vanish
+    "acc-text": (
+        _chunk_line(run_id="a") + _chunk_line(run_id="b", acc="high"),
+        "line 2 is not a valid result row (acc 'high' is not a fraction in [0, 1])",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STORES))
+def test_every_reader_refuses_an_invalid_row(tmp_path, case, capsys):
+    from harness.report import main as report_main
+
+    data, message = BAD_STORES[case]
+    ResultStore.open(tmp_path, MANIFEST)
+    path = tmp_path / RESULTS_FILE
+    path.write_bytes(data)
+    expected = f"{path}: {message}"
+    readers = {
+        "rows (report, dry-run estimate)": lambda: ResultStore.existing(tmp_path).rows(),
+        "finished_run_ids (run, dry-run)": lambda: ResultStore(tmp_path).finished_run_ids(),
+        "open (run, tune)": lambda: ResultStore.open(tmp_path, MANIFEST),
+        "append": lambda: ResultStore(tmp_path).append(run_rows("c")),
+    }
+    for name, read in readers.items():
+        with pytest.raises(StoreError) as err:
+            read()
+        assert str(err.value).startswith(expected), name
+        assert "remove that line" in str(err.value) or "remove the line" in str(err.value)
+    assert report_main([str(tmp_path), "--no-plots"]) == 2
+    assert expected in capsys.readouterr().err
+    assert path.read_bytes() == data and not (tmp_path / "tables").exists()
 
 
 def test_torn_last_line_is_ignored_then_set_aside(tmp_path):
@@ -128,7 +238,8 @@ def _writer(args):
     store = ResultStore(out_dir)
     for i in range(50):
         rows = [
-            {"run_id": f"p{proc}-{i}", "t": t, "pad": "x" * 300, "status": "ok"} for t in range(3)
+            {"run_id": f"p{proc}-{i}", "t": t, "acc": 0.5, "pad": "x" * 300, "status": "ok"}
+            for t in range(1, 4)
         ]
         store.append(rows)
 
@@ -143,7 +254,7 @@ def test_concurrent_appends_never_interleave(tmp_path):
     assert len(df) == 4 * 50 * 3
     # each chunk is contiguous: three lines of one run in t order
     for _, group in df.groupby("_chunk"):
-        assert group["run_id"].nunique() == 1 and list(group["t"]) == [0, 1, 2]
+        assert group["run_id"].nunique() == 1 and list(group["t"]) == [1, 2, 3]
     assert df["run_id"].nunique() == 200
 
 
@@ -206,8 +317,8 @@ def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
         "import sys; from harness.store import ResultStore\n"
         "s = ResultStore(sys.argv[1])\n"
         "for i in range(10**6):\n"
-        "    s.append([{'run_id': f'r{i}', 't': t, 'pad': 'x' * 20000, 'status': 'ok'}"
-        " for t in range(50)])\n"
+        "    s.append([{'run_id': f'r{i}', 't': t, 'acc': 0.5, 'pad': 'x' * 20000, 'status': 'ok'}"
+        " for t in range(1, 51)])\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
     path = tmp_path / RESULTS_FILE
@@ -225,3 +336,79 @@ def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert store.finished_run_ids() == done | {"after"}
+
+
+# -- file-system errors: a StoreError saying what is wrong and how to fix it, before any training --
+def _as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+needs_permissions = pytest.mark.skipif(
+    _as_root(), reason="running as root: chmod cannot make a folder read-only for this process"
+)
+
+
+def test_out_under_a_regular_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    out = tmp_path / "f" / "sweep"
+    with pytest.raises(StoreError, match=rf"{tmp_path / 'f'} is a file, not a folder; choose"):
+        ResultStore.open(out, MANIFEST)
+    with pytest.raises(StoreError, match="cannot write the provenance file .* is a file, not a"):
+        write_provenance(out, ["python"])
+    (tmp_path / "g").write_text("")  # the --out itself is a file
+    with pytest.raises(StoreError, match="exists and is not a folder; choose another --out"):
+        ResultStore.open(tmp_path / "g", MANIFEST)
+
+
+def test_out_name_too_long(tmp_path):
+    out = tmp_path / ("x" * 300)
+    with pytest.raises(StoreError, match="the name is too long .* choose a shorter --out path"):
+        ResultStore.open(out, MANIFEST)
+    with pytest.raises(StoreError, match="the name is too long"):
+        write_provenance(out, ["python"])
+
+
+@needs_permissions
+def test_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(StoreError, match="permission denied; choose a writable --out"):
+            ResultStore.open(ro / "sweep", MANIFEST)
+        with pytest.raises(StoreError, match="permission denied"):
+            ResultStore.open(ro, MANIFEST)
+        with pytest.raises(StoreError, match="cannot write the provenance file"):
+            write_provenance(ro, ["python"])
+    finally:
+        ro.chmod(0o755)
+
+
+@needs_permissions
+def test_read_only_finished_store_is_refused_on_open_but_readable(tmp_path):
+    store = ResultStore.open(tmp_path, MANIFEST)
+    store.append(run_rows("a"))
+    (tmp_path / RESULTS_FILE).chmod(0o444)
+    try:
+        with pytest.raises(StoreError, match=rf"cannot append to {tmp_path / RESULTS_FILE}: perm"):
+            ResultStore.open(tmp_path, MANIFEST)
+        assert ResultStore.existing(tmp_path).finished_run_ids() == {"a"}  # reports still work
+    finally:
+        (tmp_path / RESULTS_FILE).chmod(0o644)
+
+
+def test_fs_error_messages_for_each_errno(tmp_path):
+    """The translation itself, for the cases a root test run cannot provoke."""
+    import errno
+
+    from harness.store import fs_error
+
+    cases = {
+        errno.EACCES: "permission denied; choose a writable --out folder, or make it writable",
+        errno.EROFS: "the filesystem is read-only; choose a writable --out",
+        errno.ENOSPC: "no space left on the device",
+        errno.ENAMETOOLONG: "the name is too long",
+    }
+    for code, text in cases.items():
+        err = fs_error(OSError(code, os.strerror(code)), tmp_path / "r", "append to")
+        assert str(err).startswith(f"cannot append to {tmp_path / 'r'}: {text}")

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sys
@@ -30,13 +31,23 @@ from harness.executors import ExecOptions, ExecutorError, Progress
 from harness.sweeps import Trial
 from harness.trial import EnvironmentFailure, failure_row, record, run_trial
 
-# Environment a trial process needs to see the same methods and data as the driver.
-FORWARD_ENV = ("HSD_DATA_DIR", "HSD_CACHE_DIR", "PYTHONPATH")
+# Environment a trial process needs to see the same methods, data and caches as the driver
+# (PYTHONPATH finds plugin methods; the data layer reads HSD_DATA_DIR and HSD_CACHE_DIR;
+# HSD_IF_SCAN_BACKEND picks the IF kernel).
+FORWARD_ENV = ("HSD_DATA_DIR", "HSD_CACHE_DIR", "HSD_IF_SCAN_BACKEND", "PYTHONPATH")
 _STARTED_RAY = False
+
+# A cheap call every Ray GCS serves (gcs_service.proto); an empty request is a valid message.
+GCS_PROBE_METHOD = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 
 
 def check_address(address: str | None, timeout: float = 3.0) -> None:
-    """Fail fast (ExecutorError) when a cluster address does not answer, instead of hanging."""
+    """Fail fast (ExecutorError) when a cluster address is not a Ray head, instead of hanging.
+
+    Two bounded checks: the port accepts a TCP connection within `timeout` seconds, and it answers
+    a Ray GCS gRPC call within 5 s. `ray.init` against a listener that is not Ray (a web server,
+    say) would otherwise wait for minutes.
+    """
     if not address or address == "auto":
         return
     target = address.split("://", 1)[-1]
@@ -53,13 +64,74 @@ def check_address(address: str | None, timeout: float = 3.0) -> None:
             f"--address {address}: no Ray head answers there ({err}). Start one with "
             f"`ray start --head --port={port}` or drop --address to use a local Ray instance"
         ) from None
+    _probe_gcs(address, f"{host}:{port}", timeout=max(timeout, 5.0))
 
 
-def init(address: str | None) -> None:
-    """Join the cluster at `address`, or start a local instance with all of this machine's CPUs."""
+def _probe_gcs(address: str, target: str, timeout: float) -> None:
+    """ExecutorError unless `target` answers a Ray GCS gRPC call within `timeout` seconds."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # a TLS cluster needs Ray's certificates; `ray.init` checks it
+    try:
+        import grpc  # installed with Ray
+    except ImportError:
+        return
+    channel = grpc.insecure_channel(target)
+    try:
+        probe = channel.unary_unary(
+            GCS_PROBE_METHOD, request_serializer=lambda b: b, response_deserializer=lambda b: b
+        )
+        probe(b"", timeout=timeout)
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return  # a Ray GCS with token authentication: `ray.init` presents the token
+        raise ExecutorError(
+            f"--address {address}: something listens there, but it is not the GCS of a Ray head "
+            f"({err.code().name}: {(err.details() or '').splitlines()[0][:200]}). Pass the address "
+            "`ray start --head` prints (its --port, default 6379), or drop --address to use a "
+            "local Ray instance"
+        ) from None
+    finally:
+        channel.close()
+
+
+def check_trial_request(cpus: float | None, gpus: float | None) -> None:
+    """Refuse a per-trial request that no cluster can serve, before Ray starts (ExecutorError)."""
+    for flag, value in (("--cpus-per-trial", cpus), ("--gpus-per-trial", gpus)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ExecutorError(f"{flag} must be a number >= 0, got {value}")
+
+
+def check_cluster_fits(cpus: float, gpus: float) -> None:
+    """ExecutorError unless some alive node of the joined cluster can hold one trial.
+
+    Ray would otherwise keep such a trial pending forever. Call right after `init`; the message
+    names what each node has. (An autoscaling cluster that would add a larger node is refused too.)
+    """
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
+        return
+    have = "; ".join(f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU" for r in nodes)
+    raise ExecutorError(
+        f"a trial asks for {cpus:g} CPU and {gpus:g} GPU (--cpus-per-trial, --gpus-per-trial), "
+        f"but no node of the Ray cluster has that much (nodes: {have or 'none alive'}). Lower "
+        "the request or add a node that has it"
+    )
+
+
+def init(address: str | None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """Join the cluster at `address`, or start a local instance (all CPUs unless `num_cpus`).
+
+    A local instance listens on 127.0.0.1 only: Ray binds its GCS and raylets to every interface
+    unless the node's IP is the loopback address, which it only picks when clusters are disabled
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when Ray is imported, so set before that).
+    """
     global _STARTED_RAY
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the driver shows its own progress bar
+    if not address and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
@@ -74,7 +146,12 @@ def init(address: str | None) -> None:
             check_address(address)
             ray.init(address=address, **kw)
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kw)
+            ray.init(
+                num_cpus=os.cpu_count() if num_cpus is None else num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                **kw,
+            )
             _STARTED_RAY = True
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ExecutorError(
@@ -146,21 +223,53 @@ class _Ingest:
         (_pending_dir(self.opts.out_dir) / f"{run_id}.json").unlink(missing_ok=True)
 
     def leftovers(self, finished: set[str]) -> None:
-        """Rows a killed driver never stored: ingest those of this grid, drop the rest."""
+        """Rows a killed driver never stored: ingest those of this grid, drop the rest.
+
+        A file whose rows are not valid result rows of its run is never stored: it is moved to
+        ``pending/rejected/`` with a warning, and its run counts as unfinished (it runs again).
+        """
         d = _pending_dir(self.opts.out_dir)
         if not d.is_dir():
             return
         for f in sorted(d.glob("*.json")):
             run_id = f.stem
             if run_id in self.by_id and run_id not in finished:
-                try:
-                    rows = json.loads(f.read_text())
-                except ValueError:
-                    f.unlink()  # a torn file cannot come from os.replace; be safe anyway
+                rows, problem = _read_pending(f)
+                if problem:
+                    _reject_pending(f, problem, self.progress)
                     continue
                 self.add(run_id, rows)
             else:
                 f.unlink()
+
+
+def _read_pending(path: Path) -> tuple[list[dict] | None, str | None]:
+    """The rows of a pending file, or why they cannot be stored (checked like the store's rows)."""
+    from harness.row_schema import rows_problem
+
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as err:
+        return None, f"not readable JSON ({err})"
+    problem = rows_problem(rows)
+    if problem:
+        return None, problem
+    ids = sorted({r["run_id"] for r in rows} - {path.stem})
+    if ids:
+        return None, f"rows of run {ids[0]!r} in the file of run {path.stem!r}"
+    return rows, None
+
+
+def _reject_pending(path: Path, problem: str, progress: Progress) -> None:
+    rejected = path.parent / "rejected"
+    rejected.mkdir(exist_ok=True)
+    target = rejected / path.name
+    os.replace(path, target)
+    progress.bar.write(  # on stderr, above the progress bar
+        f"warning: {path} holds no valid result rows ({problem}); moved to {target}, not stored, "
+        "and its run will be run again",
+        file=sys.stderr,
+    )
 
 
 def run(
@@ -173,6 +282,7 @@ def run(
     gpus_per_trial: float | None = None,
 ) -> Counter:
     """Run `trials` with Ray Tune; returns a Counter of statuses of the trials stored."""
+    check_trial_request(cpus_per_trial, gpus_per_trial)
     init(address)
     from ray import tune
 
@@ -180,6 +290,7 @@ def run(
         import ray
 
         gpus_per_trial = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    check_cluster_fits(cpus_per_trial, gpus_per_trial)
     progress = Progress(trials, enabled=opts.progress)
     ingest = _Ingest(store, opts, trials, progress)
     ingest.leftovers(store.finished_run_ids())
