@@ -11,7 +11,8 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.store import PROVENANCE_FILE, fs_error
+from harness.store import PROVENANCE_FILE
+from harness.store_errors import fs_error
 
 
 def _iso(ts: float) -> str:

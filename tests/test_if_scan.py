@@ -13,7 +13,8 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
-from hsd.kernels import LeanIFNode, if_scan, swap_to_lean, triton_available
+from hsd.kernels import LeanIFNode, if_scan, triton_available
+from hsd.lean import swap_to_lean
 from hsd.models import vgg_snn
 from hsd.neurons import ConvertedIFNode, triangle
 

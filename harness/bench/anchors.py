@@ -100,7 +100,7 @@ class _SeqAnchor(nn.Module):
 def build_model(impl: str, cfg: TrainConfig) -> nn.Module:
     """The network of one implementation (same VGG-SNN layers everywhere, see module docstring)."""
     from hsd.convert import ann_to_snn
-    from hsd.kernels import swap_to_lean
+    from hsd.lean import swap_to_lean
     from hsd.models import vgg_snn
 
     kw = dict(num_classes=cfg.num_classes, size=cfg.size, width=cfg.width)

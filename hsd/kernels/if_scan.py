@@ -46,7 +46,7 @@ import torch
 from spikingjelly.activation_based import base
 from torch import nn
 
-__all__ = ["LeanIFNode", "if_scan", "swap_to_lean", "triton_available"]
+__all__ = ["LeanIFNode", "if_scan", "triton_available"]
 
 _CODE_STEPS = 126  # int8 code: ±(1 + round(126·|d|)) ∈ [-127, -1] ∪ [1, 127]
 _SAVE_MODES = ("auto", "h", "code")
@@ -326,38 +326,3 @@ class LeanIFNode(base.MemoryModule):
             f"spike_amplitude={self.spike_amplitude!r}, alpha={self.alpha}, save={self.save!r}, "
             f"triton={'yes' if triton_available() else 'no'}"
         )
-
-
-def swap_to_lean(model: nn.Module, **kw) -> nn.Module:
-    """Replace, in place, every SpikingJelly IF neuron with reset by subtraction (``IFNode`` with
-    ``v_reset=None``, including ``hsd.neurons.ConvertedIFNode``) by an equivalent ``LeanIFNode``
-    (same θ; converted ones keep v0 = θ/2 and output θ·s). Other modules are left alone. Returns
-    ``model``; raises ValueError for an IF neuron this kernel cannot reproduce (hard reset)."""
-    from spikingjelly.activation_based import functional, neuron, surrogate
-
-    from hsd.neurons import ConvertedIFNode
-
-    def lean_for(m: neuron.IFNode) -> LeanIFNode:
-        if m.v_reset is not None:
-            raise ValueError("swap_to_lean: only reset-by-subtraction IF neurons (v_reset=None)")
-        sg = m.surrogate_function
-        if not isinstance(sg, surrogate.PiecewiseQuadratic):
-            raise ValueError(f"swap_to_lean: only the triangle surrogate, got {type(sg).__name__}")
-        opts = dict(alpha=float(sg.alpha), detach_reset=bool(m.detach_reset), **kw)
-        if isinstance(m, ConvertedIFNode):
-            return LeanIFNode.converted(float(m.v_threshold), **opts)
-        return LeanIFNode(float(m.v_threshold), **opts)
-
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, neuron.IFNode):
-                setattr(parent, name, lean_for(child).to(_device_of(model)))
-    invalidate = getattr(functional, "invalidate_reset_cache", None)
-    if invalidate is not None:  # reset_net caches the module list it resets
-        invalidate(model)
-    return model
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
