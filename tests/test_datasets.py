@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,6 +262,8 @@ def test_n_digits_test_images_are_never_recorded_for_training():
         assert not set(test[c]) & set(train[c])
     with pytest.raises(ValueError, match="digit 8 has only 174 images"):
         simulated._digit_pools(174, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_test_per_class >= 1"):
+        simulated.generate_n_digits(Path("unused"), 0, n_test_per_class=0)
 
 
 def test_sim_gestures_generated_with_a_by_subject_split(tmp_path):

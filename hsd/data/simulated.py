@@ -150,6 +150,11 @@ def generate_n_digits(
     `n_train_per_class` training recordings per digit (`train_NNNN.bin`) from the other
     images, cycling through them when there are fewer (each recording draws its own saccade,
     contrast and noise)."""
+    if n_train_per_class < 1 or n_test_per_class < 1:
+        raise ValueError(
+            "need n_train_per_class >= 1 and n_test_per_class >= 1; got "
+            f"{n_train_per_class}, {n_test_per_class}"
+        )
     scene = scene or DIGIT_SCENE
     rng = np.random.default_rng(seed)
     sensor = EventSimulator(
@@ -332,7 +337,8 @@ GENERATORS: dict[str, SimulatedSet] = {
             version=2,
             defaults={"n_train_per_class": 90, "n_test_per_class": 100},
             generate=generate_n_digits,
-            description="sklearn digits on N-MNIST saccades, ATIS .bin in N-Caltech101's tree",
+            description="sklearn digits on N-MNIST saccades, dim low-contrast display, noisy "
+            "sensor; 900 train + 1000 test_*.bin recordings, ATIS .bin in N-Caltech101's tree",
         ),
         SimulatedSet(
             name="sim-gestures",
