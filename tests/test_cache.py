@@ -2,7 +2,7 @@
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +264,29 @@ def test_official_split_in_cache(tmp_path):
     assert len(fs.test) == 6  # user4 = samples 4 and 9 of each class
     doc = json.loads((fs.path / "split.json").read_text())
     assert all(n.endswith(("004.bin", "009.bin")) for n in doc["test"])
+
+
+def test_regenerated_simulated_set_never_reads_a_stale_cache(tmp_path, monkeypatch):
+    """A new generator version may write the same file names (so the same sample digest): the
+    generator's identity is part of the key. Real datasets' keys do not carry one."""
+    from hsd.data import simulated
+
+    tiny = replace(
+        simulated.GENERATORS["n-digits"], defaults={"n_train_per_class": 2, "n_test_per_class": 1}
+    )
+    monkeypatch.setitem(simulated.GENERATORS, "n-digits", tiny)
+    kw = dict(size=4, root=tmp_path / "data", cache_dir=tmp_path / "cache")
+    old = load_frames("n-digits", **kw)
+    assert (len(old.train), len(old.val), len(old.test)) == (10, 10, 10)
+    monkeypatch.setitem(simulated.GENERATORS, "n-digits", replace(tiny, version=99))
+    new = load_frames("n-digits", **kw)
+    names = [json.loads((fs.path / "split.json").read_text())["test"] for fs in (old, new)]
+    assert names[0] == names[1]  # same names, yet a new cache folder
+    assert new.path != old.path
+    assert json.loads((new.path / "manifest.json").read_text())["params"]["generation"] == {
+        "generator_version": 99, "seed": 0, "sizes": tiny.defaults}  # fmt: skip
+    real = load_frames(FakeSpec(), root=tmp_path, cache_dir=tmp_path / "c")
+    assert "generation" not in json.loads((real.path / "manifest.json").read_text())["params"]
 
 
 def test_bad_parameters(tmp_path):

@@ -1,7 +1,9 @@
 """Dataset registry: layouts detected from tiny fake trees, clear errors, simulated sets."""
 
 import dataclasses
+import json
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,51 +222,87 @@ def _files(folder):
 
 
 def test_n_digits_generated_and_read_through_the_ncaltech_path(tmp_path):
-    folder = simulated.ensure("n-digits", tmp_path, seed=3, n_per_class=2)
-    assert folder == tmp_path / "n-digits" / "v1-seed3-n_per_class2"
+    sizes = {"n_train_per_class": 3, "n_test_per_class": 2}
+    folder = simulated.ensure("n-digits", tmp_path, seed=3, **sizes)
+    assert folder == tmp_path / "n-digits" / "v2-seed3-n_test_per_class2-n_train_per_class3"
     man = simulated.read_manifest(folder)
     assert (man["dataset"], man["seed"], man["generator_version"], man["samples"]) == (
-        "n-digits", 3, 1, 20)  # fmt: skip
+        "n-digits", 3, 2, 50)  # fmt: skip
+    assert (man["train"], man["test"]) == (30, 20)
+    scene = dataclasses.asdict(simulated.DIGIT_SCENE)
+    assert man["scene"] == json.loads(json.dumps(scene))  # the physical setup, recorded
     spec = DATASETS["n-digits"]
     samples = spec.samples(folder)  # a generated folder is itself a valid root
-    assert len(samples) == 20 and [s.label for s in samples] == list(np.repeat(range(10), 2))
+    assert len(samples) == 50 and [s.label for s in samples] == list(np.repeat(range(10), 5))
     assert samples[0].path.suffix == ".bin" and "NCALTECH101/Caltech101/0" in str(samples[0].path)
+    # the published split: test_*.bin files are the test set, 2 per class
+    train, test = spec.official_split(folder)
+    assert all(samples[i].path.name.startswith("test_") for i in test)
+    assert len(test) == 20 and np.bincount([samples[i].label for i in test]).tolist() == [2] * 10
+    assert sorted([*train, *test]) == list(range(50))
     ev = spec.read_events(samples[0])
     assert len(ev) > 300 and ev["x"].max() < 34 and ev["p"].any() and not ev["p"].all()
     # same seed -> byte-identical files; another seed -> different recordings
-    again = simulated.ensure("n-digits", tmp_path / "again", seed=3, n_per_class=2)
+    again = simulated.ensure("n-digits", tmp_path / "again", seed=3, **sizes)
     assert _files(again) == _files(folder)
-    other = simulated.ensure("n-digits", tmp_path, seed=4, n_per_class=2)
+    other = simulated.ensure("n-digits", tmp_path, seed=4, **sizes)
     assert _files(other) != _files(folder)
-    assert simulated.ensure("n-digits", tmp_path, seed=3, n_per_class=2) == folder  # cached
+    assert simulated.ensure("n-digits", tmp_path, seed=3, **sizes) == folder  # cached
+    for p in again.rglob("test_*.bin"):  # a copy that lost its test files says so
+        p.unlink()
+    with pytest.raises(DatasetError, match=r"needs both test_\* files"):
+        spec.official_split(again)
+
+
+def test_n_digits_test_images_are_never_recorded_for_training():
+    imgs, test, train = simulated._digit_pools(100, np.random.default_rng(0))
+    assert imgs.shape == (1797, 28, 28) and 0 <= imgs.min() and imgs.max() <= 1
+    for c in range(10):
+        assert len(test[c]) == 100 and len(train[c]) >= 74  # digit 8 has the fewest: 174
+        assert not set(test[c]) & set(train[c])
+    with pytest.raises(ValueError, match="digit 8 has only 174 images"):
+        simulated._digit_pools(174, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_test_per_class >= 1"):
+        simulated.generate_n_digits(Path("unused"), 0, n_test_per_class=0)
 
 
 def test_sim_gestures_generated_with_a_by_subject_split(tmp_path):
-    folder = simulated.ensure("sim-gestures", tmp_path, seed=0, n_subjects=4, lightings=2)
+    sizes = {"train_subjects": 3, "test_subjects": 1, "lightings": 2}
+    folder = simulated.ensure("sim-gestures", tmp_path, seed=0, **sizes)
     spec = DATASETS["sim-gestures"]
     samples = spec.samples(folder)
     assert len(samples) == 4 * 2 * 11
+    man = simulated.read_manifest(folder)
+    assert (man["generator_version"], man["train"], man["test"]) == (2, 66, 22)
     train, test = spec.official_split(folder)
-    assert {samples[i].group for i in test} == {"user04"}  # the last quarter of the subjects
+    assert {samples[i].group for i in test} == {"user04"}  # the subjects after the training ones
     assert {samples[i].group for i in train} == {"user01", "user02", "user03"}
     ev = spec.read_events(samples[0])
     assert ev["t"].max() > 500_000 and ev["x"].max() < 64 and ev["y"].max() < 64
-    again = simulated.ensure("sim-gestures", tmp_path / "b", seed=0, n_subjects=4, lightings=2)
+    again = simulated.ensure("sim-gestures", tmp_path / "b", seed=0, **sizes)
     assert _files(again) == _files(folder)
+    # more test subjects leave the training recordings byte-identical
+    more = simulated.ensure("sim-gestures", tmp_path / "c", seed=0, **{**sizes, "test_subjects": 2})
+    train_files = {k: v for k, v in _files(folder).items() if "ibmGestureTrain" in k}
+    assert {k: v for k, v in _files(more).items() if "ibmGestureTrain" in k} == train_files
+    with pytest.raises(ValueError, match="lightings"):
+        simulated.generate_sim_gestures(tmp_path / "d", 0, lightings=4)
 
 
 def test_locate_generates_on_first_use_under_root(tmp_path, monkeypatch):
-    small = dataclasses.replace(simulated.GENERATORS["n-digits"], defaults={"n_per_class": 1})
+    small = dataclasses.replace(
+        simulated.GENERATORS["n-digits"], defaults={"n_train_per_class": 1, "n_test_per_class": 1}
+    )
     monkeypatch.setitem(simulated.GENERATORS, "n-digits", small)
     spec = DATASETS["n-digits"]
     base = spec.locate(tmp_path)
-    assert base == tmp_path / "n-digits" / "v1-seed0" / "NCALTECH101" / "Caltech101"
-    assert len(spec.samples(tmp_path)) == 10 and spec.official_split(tmp_path) is None
+    assert base == tmp_path / "n-digits" / "v2-seed0" / "NCALTECH101" / "Caltech101"
+    assert len(spec.samples(tmp_path)) == 20 and len(spec.official_split(tmp_path)[1]) == 10
     monkeypatch.setenv("HSD_DATA_DIR", str(tmp_path / "env"))
     assert spec.locate(None).is_relative_to(tmp_path / "env" / "n-digits")
-    v2 = dataclasses.replace(small, version=2)  # a changed generator: a new folder
-    monkeypatch.setitem(simulated.GENERATORS, "n-digits", v2)
-    assert simulated.dataset_dir("n-digits", tmp_path).name == "v2-seed0"
+    v3 = dataclasses.replace(small, version=3)  # a changed generator: a new folder
+    monkeypatch.setitem(simulated.GENERATORS, "n-digits", v3)
+    assert simulated.dataset_dir("n-digits", tmp_path).name == "v3-seed0"
 
 
 def test_killed_generation_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
@@ -277,6 +315,6 @@ def test_killed_generation_leaves_nothing_that_looks_complete(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         simulated.ensure("n-digits", tmp_path)
     assert list((tmp_path / "n-digits").iterdir()) == []  # no final folder, no temp left
-    (tmp_path / "n-digits" / "v1-seed0").mkdir()  # e.g. a hand-made folder without manifest
+    (tmp_path / "n-digits" / "v2-seed0").mkdir()  # e.g. a hand-made folder without manifest
     with pytest.raises(DatasetError, match="no manifest.json"):
         simulated.ensure("n-digits", tmp_path)

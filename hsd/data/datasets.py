@@ -66,11 +66,14 @@ def _rel(path: Path, base: Path) -> str:
 class ClassFolders:
     """`<top>/<class>/*<suffix>` trees (N-Caltech101, CIFAR10-DVS): the label is the name of the
     folder holding the file. `tops` are tried in order (relative to the root, "." = the root
-    itself); the first that holds files of one of `suffixes` (tried in order) is used."""
+    itself); the first that holds files of one of `suffixes` (tried in order) is used.
+    `test_prefix`, where set, marks a published test split: the files whose names start with
+    it are the test set, the others the training set (the simulated n-digits)."""
 
     tops: tuple[str, ...]
     suffixes: tuple[str, ...]
     tree: str  # the expected layout, for error messages
+    test_prefix: str = ""
 
     def find(self, spec: DatasetSpec, root: Path) -> Path:
         for top in self.tops:
@@ -111,7 +114,14 @@ class ClassFolders:
         raise DatasetError(f"{path}: no reader for '{path.suffix}' files")
 
     def official_split(self, spec: DatasetSpec, base: Path, samples: list[Sample]):
-        return None  # neither CIFAR10-DVS nor N-Caltech101 has one (see hsd/data/splits.py)
+        if not self.test_prefix:
+            return None  # neither CIFAR10-DVS nor N-Caltech101 has one (see hsd/data/splits.py)
+        is_test = np.array([s.path.name.startswith(self.test_prefix) for s in samples], bool)
+        if is_test.all() or not is_test.any():
+            raise spec._layout_error(
+                base, f"incomplete: the split needs both {self.test_prefix}* files and others"
+            )
+        return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
 _USER_DIR = re.compile(r"^user(\d+)_(.+)$")
@@ -438,7 +448,7 @@ def _register_simulated() -> None:
             _NCALTECH_TREE if gen.layout == "ncaltech101" else _GESTURE_TREE
         )
         layout: ClassFolders | GestureFolders = (
-            ClassFolders(("NCALTECH101/Caltech101",), (".bin",), tree)
+            ClassFolders(("NCALTECH101/Caltech101",), (".bin",), tree, simulated.TEST_PREFIX)
             if gen.layout == "ncaltech101"
             else GestureFolders(("DVSGesture",), tree)
         )

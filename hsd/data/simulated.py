@@ -3,18 +3,25 @@
 * `n-digits` stands in for the converted-image sets (N-MNIST / N-Caltech101 / CIFAR10-DVS):
   scikit-learn's bundled 8x8 digits, upsampled to 28x28 and moved along N-MNIST's saccade
   (Orchard et al. 2015: three 100 ms linear movements forming a triangle) in front of a simulated
-  34x34 sensor; written as ATIS `.bin` files in N-Caltech101's tree.
+  34x34 sensor; written as ATIS `.bin` files in N-Caltech101's tree. The scene is a dim,
+  low-contrast display in low light (`DIGIT_SCENE`): the ink is 1.4-5x the screen's intensity,
+  i.e. one to six threshold crossings per edge, and background activity of 2-6 Hz per pixel
+  is about half of all events. An early slice of the stream thus holds a sparse, noisy part of
+  the edges, and the digit emerges only as frames accumulate: the latency trade-off the
+  methods are compared on. 100 test images per digit are recorded once each (`test_*.bin`, the
+  set's published split); 90 training recordings per digit come from the other images.
 * `sim-gestures` stands in for DVS-Gesture: a hand (palm ellipse on a forearm) performs 11
   motions in front of a 64x64 sensor. Four pairs differ only in temporal order (circle cw/ccw,
   swipe left/right, up/down, zoom in/out: one is the other played backwards), so a model has to
   use time to separate them. "Subjects" differ in speed, hand size, position, amplitude and
-  noise; each subject records every gesture under three "lightings" (contrast and noise), and
-  the last quarter of the subjects is the test split. Written as tonic's DVS-Gesture `.npy` tree.
+  noise; each subject records every gesture under three "lightings" (contrast and noise).
+  Subjects 1-9 are the training split, 10-40 the test split (1023 recordings, so that a test
+  accuracy is known to about +-1.5 points). Written as tonic's DVS-Gesture `.npy` tree.
 
 Both are then read back through the real readers and layouts. Generation is atomic: files go
 to a temporary folder renamed into place once the manifest (generator version, seed, sizes) is
 written, so a killed run never leaves a set that looks complete, and a changed generator
-(a new GEN_VERSION) generates into a new folder.
+(a new `version`) generates into a new folder (and so into new frame-cache keys).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,33 +70,62 @@ DIGIT_SENSOR = (34, 34)  # N-MNIST's sensor crop
 DIGIT_PX = 28
 SACCADE_MS = 100  # per movement, as N-MNIST
 SACCADE_STEP_MS = 10  # video frame interval; event times are interpolated within
+TEST_PREFIX = "test_"  # file-name prefix of the test recordings: the set's published split
 
 
-def _digit_images(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class DigitScene:
+    """The physical setup of the n-digits recordings. (low, high) pairs are drawn uniformly per
+    recording; the rest belongs to the sensor and is shared by all recordings."""
+
+    ink: tuple[float, float]  # digit intensity on the display
+    screen: tuple[float, float]  # display background intensity
+    noise_hz: tuple[float, float]  # background activity, events per pixel per second
+    saccade_px: float  # scale of the saccade triangle (N-MNIST: vertices ~2 px from the start)
+    contrast: float  # mean ON/OFF threshold C, log units
+    contrast_sigma: float  # per-pixel threshold mismatch (std of C)
+    refractory_us: int
+
+
+DIGIT_SCENE = DigitScene(
+    ink=(0.3, 0.6), screen=(0.12, 0.22), noise_hz=(2.0, 6.0), saccade_px=2.0,
+    contrast=0.25, contrast_sigma=0.03, refractory_us=1000,
+)  # fmt: skip
+
+
+def _digit_pools(n_test: int, rng: np.random.Generator):
+    """scikit-learn's 1797 digits as 28 x 28 images in [0, 1], and per class the indices of its
+    `n_test` test images (drawn at random) and of the rest, the training pool: no image is
+    recorded for both splits."""
     from scipy.ndimage import zoom
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    idx = []
+    imgs = np.clip(np.stack([zoom(im / 16.0, DIGIT_PX / 8, order=1) for im in d.images]), 0, 1)
+    test, train = [], []
     for c in range(10):
-        members = np.flatnonzero(d.target == c)
-        if n_per_class > len(members):
-            raise ValueError(f"n_per_class={n_per_class}: digit {c} has {len(members)} images")
-        idx.extend(np.sort(rng.choice(members, n_per_class, replace=False)))
-    idx = np.asarray(idx)
-    imgs = np.stack([zoom(d.images[i] / 16.0, DIGIT_PX / 8, order=1) for i in idx])
-    return np.clip(imgs, 0, 1), d.target[idx]
+        members = rng.permutation(np.flatnonzero(d.target == c))
+        if n_test >= len(members):
+            raise ValueError(
+                f"n_test_per_class={n_test}: digit {c} has only {len(members)} images and "
+                "needs some left for training; use a smaller n_test_per_class"
+            )
+        test.append(np.sort(members[:n_test]))
+        train.append(np.sort(members[n_test:]))
+    return imgs, test, train
 
 
-def _saccade_video(img: np.ndarray, rng: np.random.Generator, fg: float, bg: float):
-    """The digit on a 34x34 canvas moved along a jittered triangle; returns frames, times."""
+def _saccade_video(img: np.ndarray, rng: np.random.Generator, scene: DigitScene):
+    """The digit on a 34x34 display moved along a jittered triangle; returns frames, times."""
     from scipy.ndimage import shift
 
+    ink, screen = rng.uniform(*scene.ink), rng.uniform(*scene.screen)
     w, h = DIGIT_SENSOR
-    canvas = np.full((h, w), bg)
+    canvas = np.full((h, w), screen)
     o = (w - DIGIT_PX) // 2
-    canvas[o : o + DIGIT_PX, o : o + DIGIT_PX] = bg + (fg - bg) * img
-    verts = np.array([[0.0, -2.0], [2.0, 1.5], [-2.0, 1.5]]) + rng.uniform(-0.4, 0.4, (3, 2))
+    canvas[o : o + DIGIT_PX, o : o + DIGIT_PX] = screen + (ink - screen) * img
+    verts = np.array([[0.0, -1.0], [1.0, 0.75], [-1.0, 0.75]]) * scene.saccade_px
+    verts += rng.uniform(-0.2, 0.2, (3, 2)) * scene.saccade_px
     verts = np.vstack([verts, verts[:1]])  # back to the start: a triangle
     steps = SACCADE_MS // SACCADE_STEP_MS
     path = np.concatenate(
@@ -102,31 +138,57 @@ def _saccade_video(img: np.ndarray, rng: np.random.Generator, fg: float, bg: flo
     return frames, times
 
 
-def generate_n_digits(out: Path, seed: int, n_per_class: int = 100, batch: int = 100) -> dict:
+def generate_n_digits(
+    out: Path,
+    seed: int,
+    n_train_per_class: int = 90,
+    n_test_per_class: int = 100,
+    batch: int = 100,
+    scene: DigitScene | None = None,
+) -> dict:
+    """Record `n_test_per_class` test images per digit once each (files `test_NNNN.bin`) and
+    `n_train_per_class` training recordings per digit (`train_NNNN.bin`) from the other
+    images, cycling through them when there are fewer (each recording draws its own saccade,
+    contrast and noise)."""
+    if n_train_per_class < 1 or n_test_per_class < 1:
+        raise ValueError(
+            "need n_train_per_class >= 1 and n_test_per_class >= 1; got "
+            f"{n_train_per_class}, {n_test_per_class}"
+        )
+    scene = scene or DIGIT_SCENE
     rng = np.random.default_rng(seed)
-    sensor = EventSimulator(*DIGIT_SENSOR, SensorParams(contrast=0.25, refractory_us=1000), rng)
-    imgs, labels = _digit_images(n_per_class, rng)
+    sensor = EventSimulator(
+        *DIGIT_SENSOR,
+        SensorParams(scene.contrast, scene.contrast_sigma, refractory_us=scene.refractory_us),
+        rng,
+    )
+    imgs, test_pool, train_pool = _digit_pools(n_test_per_class, rng)
+    jobs = []  # (image index, label, file name)
+    for c in range(10):
+        jobs += [(int(i), c, f"{TEST_PREFIX}{k + 1:04d}.bin") for k, i in enumerate(test_pool[c])]
+        pool = train_pool[c]
+        jobs += [(int(pool[k % len(pool)]), c, f"train_{k + 1:04d}.bin")
+                 for k in range(n_train_per_class)]  # fmt: skip
     root = out / "NCALTECH101" / "Caltech101"
-    counts = np.zeros(10, dtype=int)
     n_events = 0
-    for start in range(0, len(imgs), batch):  # batches only amortize numpy call overhead
-        videos, rngs, rates = [], [], []
-        for i in range(start, min(start + batch, len(imgs))):
-            srng = np.random.default_rng([seed, i])  # per recording: independent of batching
-            fg, bg = srng.uniform(0.6, 1.0), srng.uniform(0.05, 0.2)
-            videos.append(_saccade_video(imgs[i], srng, fg, bg))
-            rngs.append(srng)
-            rates.append(srng.uniform(0.1, 1.0))
-        frames = np.stack([v[0] for v in videos])
-        times = np.stack([v[1] for v in videos])
-        for i, ev in enumerate(sensor.simulate_batch(frames, times, rngs, rates), start):
-            label = int(labels[i])
+    for start in range(0, len(jobs), batch):  # batches only amortize numpy call overhead
+        chunk = jobs[start : start + batch]
+        rngs = [np.random.default_rng([seed, j]) for j in range(start, start + len(chunk))]
+        videos = [
+            _saccade_video(imgs[i], r, scene) for (i, _, _), r in zip(chunk, rngs, strict=True)
+        ]
+        rates = [r.uniform(*scene.noise_hz) for r in rngs]
+        events = sensor.simulate_batch(
+            np.stack([v[0] for v in videos]), np.stack([v[1] for v in videos]), rngs, rates
+        )
+        for (_, label, name), ev in zip(chunk, events, strict=True):
             d = root / str(label)
             d.mkdir(parents=True, exist_ok=True)
-            counts[label] += 1
-            formats.write_atis_bin(d / f"image_{counts[label]:04d}.bin", ev)
+            formats.write_atis_bin(d / name, ev)
             n_events += len(ev)
-    return {"samples": int(counts.sum()), "events": int(n_events)}
+    n_test = 10 * n_test_per_class
+    return {"samples": len(jobs), "train": len(jobs) - n_test, "test": n_test,
+            "events": int(n_events), "scene": asdict(scene)}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,16 +276,24 @@ def _subjects(n: int, rng: np.random.Generator) -> list[dict]:
 
 
 def generate_sim_gestures(
-    out: Path, seed: int, n_subjects: int = 12, lightings: int = 3, test_fraction: float = 0.25
+    out: Path, seed: int, train_subjects: int = 9, test_subjects: int = 31, lightings: int = 3
 ) -> dict:
+    """Subjects 1..train_subjects record the training set, the next test_subjects the test set;
+    each subject performs every gesture once under each of the first `lightings` lightings.
+    Subjects are drawn in that order, so the training recordings do not depend on how many
+    test subjects there are."""
+    if train_subjects < 1 or test_subjects < 1 or not 1 <= lightings <= len(LIGHTINGS):
+        raise ValueError(
+            f"need train_subjects >= 1, test_subjects >= 1 and 1 <= lightings <= "
+            f"{len(LIGHTINGS)}; got {train_subjects}, {test_subjects}, {lightings}"
+        )
     rng = np.random.default_rng(seed)
     sensor = EventSimulator(*GESTURE_SENSOR, SensorParams(contrast=0.35, refractory_us=1000), rng)
-    subjects = _subjects(n_subjects, rng)
-    n_test = max(1, int(round(n_subjects * test_fraction)))
+    subjects = _subjects(train_subjects + test_subjects, rng)
     names = list(LIGHTINGS)[:lightings]
     n_samples = n_events = 0
     for si, subj in enumerate(subjects):
-        part = "ibmGestureTest" if si >= n_subjects - n_test else "ibmGestureTrain"
+        part = "ibmGestureTest" if si >= train_subjects else "ibmGestureTrain"
         for li, light in enumerate(names):
             bg, fg, noise_factor = LIGHTINGS[light]
             d = out / "DVSGesture" / part / f"user{si + 1:02d}_{light}"
@@ -244,7 +314,8 @@ def generate_sim_gestures(
                 formats.write_gesture_npy(d / f"{label}.npy", ev)
                 n_samples += 1
                 n_events += len(ev)
-    return {"samples": n_samples, "events": n_events, "test_subjects": n_test}
+    n_test = test_subjects * lightings * len(GESTURES)
+    return {"samples": n_samples, "train": n_samples - n_test, "test": n_test, "events": n_events}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,10 +334,11 @@ GENERATORS: dict[str, SimulatedSet] = {
             default_size=48,
             arch="vgg",
             layout="ncaltech101",
-            version=1,
-            defaults={"n_per_class": 100},
+            version=2,
+            defaults={"n_train_per_class": 90, "n_test_per_class": 100},
             generate=generate_n_digits,
-            description="sklearn digits on N-MNIST saccades, ATIS .bin in N-Caltech101's tree",
+            description="sklearn digits on N-MNIST saccades, dim low-contrast display, noisy "
+            "sensor; 900 train + 1000 test_*.bin recordings, ATIS .bin in N-Caltech101's tree",
         ),
         SimulatedSet(
             name="sim-gestures",
@@ -276,10 +348,11 @@ GENERATORS: dict[str, SimulatedSet] = {
             default_size=32,
             arch="snn5",
             layout="gesture",
-            version=1,
-            defaults={"n_subjects": 12, "lightings": 3},
+            version=2,
+            defaults={"train_subjects": 9, "test_subjects": 31, "lightings": 3},
             generate=generate_sim_gestures,
-            description="11 hand motions, 12 subjects x 3 lightings, tonic DVS-Gesture .npy tree",
+            description="11 hand motions, 9 + 31 subjects x 3 lightings, tonic DVS-Gesture .npy "
+            "tree",
         ),
     )
 }

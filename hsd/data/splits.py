@@ -11,8 +11,8 @@ the labels and a seed:
 
 Hash order (instead of a seeded permutation of a listing) makes the assignment independent of
 file-system order, of the NumPy RNG version and of the other files' names. Datasets with an
-official split (DVS-Gesture by subject, and sim-gestures) keep it; only validation is carved
-from their training set. Model selection uses `val`; `test` is touched for the final numbers.
+official split (DVS-Gesture by subject, sim-gestures, n-digits' test files) keep it; only
+validation is carved from their training set. Model selection uses `val`; `test` is touched for the final numbers.
 """
 
 from __future__ import annotations
