@@ -56,6 +56,28 @@ def abs_path(p: str | None) -> str | None:
     return str(Path(p).resolve()) if p else None
 
 
+def check_creatable(path: Path) -> None:
+    """StoreError now if `path` (a folder to create or reuse) can never be written: a parent is a
+    file, the first existing parent is not writable, or a name is too long."""
+    import os
+
+    from harness.store_errors import StoreError
+
+    probe = Path(path)
+    try:
+        while not probe.exists():
+            probe = probe.parent
+    except OSError as err:  # e.g. a name over the file system's limit
+        raise StoreError(f"cannot use --out {path}: {err.strerror}; choose another --out") from None
+    if not probe.is_dir():
+        raise StoreError(
+            f"cannot use --out {path}: {probe} is a file, not a folder; choose an --out folder "
+            "whose parents are all folders"
+        )
+    if not os.access(probe, os.W_OK):
+        raise StoreError(f"cannot use --out {path}: {probe} is not writable; choose another --out")
+
+
 def have_ray() -> bool:
     return importlib.util.find_spec("ray") is not None
 

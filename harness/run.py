@@ -34,6 +34,7 @@ from harness import sweeps as S
 from harness.cli import (
     UsageError,
     abs_path,
+    check_creatable,
     exec_options,
     pick_executor,
     prepare_data,
@@ -352,15 +353,19 @@ def _main(argv: list[str]) -> int:
         print_dry_run(trials, args, out, finished, measured_rate(store.rows()))
         return 0
     pick_device(args.device)  # a device that does not exist stops here, before any row
+    check_creatable(out)  # an --out under a file or in a read-only folder, before the data work
     todo = [t for t in trials if t.run_id not in finished]
     executor = pick_executor(args.executor) if todo else "local"
     if executor == "ray":
         from harness.executors import ray_exec
 
         ray_exec.check_address(args.address)  # fail fast, before any folder is touched
-    prepare_data(todo, abs_path(args.root), abs_path(args.cache_dir))
-    store.claim(manifest(args), lock=True)  # a second driver on this folder stops here (exit 2)
     try:
+        if store.manifest_path.exists():  # resuming: a second driver on it stops here at once
+            store.claim(manifest(args), lock=True)
+        prepare_data(todo, abs_path(args.root), abs_path(args.cache_dir))
+        if not store.holds_lock:  # a new folder is made only once everything checked out
+            store.claim(manifest(args), lock=True)
         return _run_locked(args, argv, start, trials, store, executor)
     finally:
         store.close()

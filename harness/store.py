@@ -273,6 +273,10 @@ class ResultStore:
             self.close()
             raise
 
+    @property
+    def holds_lock(self) -> bool:
+        return self._lock is not None
+
     def close(self) -> None:
         """Release the folder's lock, if this store holds it (`open(..., lock=True)`)."""
         lock, self._lock = self._lock, None

@@ -307,7 +307,7 @@ def main_from_args(args, argv) -> int:
     """`python -m harness.run --tune ...` (validation, store, tuning per dataset, best params)."""
     import time
 
-    from harness.cli import prepare_data
+    from harness.cli import check_creatable, prepare_data
     from harness.store import ResultStore
     from hsd.device import pick_device
 
@@ -360,6 +360,7 @@ def main_from_args(args, argv) -> int:
     }
     store = ResultStore(out)
     store.check_manifest(manifest)
+    check_creatable(out)
     prepare_data(probes, abs_path(args.root), abs_path(args.cache_dir))  # data present: exit 2
     store.claim(manifest, lock=True)  # a second driver on this folder stops here (exit 2)
     try:

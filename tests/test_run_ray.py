@@ -139,7 +139,7 @@ def test_pending_files_are_validated_before_ingest(tmp_path, capsys):
     from harness.trial import failure_row
 
     trials = S.resolve_all(
-        S.expand("latency", datasets=["n-digits"], methods=["sts", "dts"], T=[1, 2, 3], seeds=1)
+        S.expand(["latency"], datasets=["n-digits"], methods=["sts", "hsd"], T=[1, 2, 3], seeds=1)
     )
     a, b, c, d, e, f = trials
     store = ResultStore.open(tmp_path, {"sweep": "latency", "args": {}})

@@ -272,9 +272,9 @@ def test_plots_draw_the_intervals(tmp_path):
     assert yerr.tolist() == [[1.0, 0.0], [2.0, 0.0]]
     t = _tables(*LATENCY)
     paths = plots.plot_paired(t["paired"], tmp_path)
-    assert [p.name for p in paths] == ["paired_differences.png", "paired_differences.svg"]
+    assert [p.name for p in paths] == [f"paired_differences.{e}" for e in ("png", "svg", "pdf")]
     assert all(p.stat().st_size > 0 for p in paths)
     assert plots.plot_paired(t["paired"].iloc[:0], tmp_path / "none") == []
     only_paired = {name: frame.iloc[:0] for name, frame in t.items()} | {"paired": t["paired"]}
     names = [p.name for p in plots.write_plots(only_paired, tmp_path / "all")]
-    assert names == ["paired_differences.png", "paired_differences.svg"]
+    assert names == [f"paired_differences.{e}" for e in ("png", "svg", "pdf")]
