@@ -146,7 +146,7 @@ def _finished(study) -> int:
 
 def open_study(out_dir: Path, dataset: str, multi: bool):
     """Create or load the study. The sampler's seed is the number of trials already in it, so a
-    resumed study is reproducible without re-proposing the points of the first session."""
+    resumed study is reproducible without re-proposing the points of the first run."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

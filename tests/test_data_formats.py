@@ -31,7 +31,7 @@ def test_atis_bin_round_trip_and_bytes(tmp_path):
     formats.write_atis_bin(f, ev)
     assert f.stat().st_size == 5 * len(ev)
     assert np.array_equal(formats.read_atis_bin(f), ev)
-    # the byte layout of DATA.md: x, y, p<<7 | t[22:16], t[15:8], t[7:0]
+    # the ATIS .bin byte layout: x, y, p<<7 | t[22:16], t[15:8], t[7:0]
     formats.write_atis_bin(f, make_events([1], [2], [0x123456], [1]))
     assert f.read_bytes() == bytes([1, 2, 0x80 | 0x12, 0x34, 0x56])
 
