@@ -41,7 +41,7 @@ from harness.sweeps import SWEEPS, T_LISTS
 DATASET_ORDER = ("cifar10-dvs", "n-caltech101", "dvs-gesture", "n-digits", "sim-gestures")
 VARIANT_ORDER: dict[str, tuple[str, ...]] = {n: s.order for n, s in SWEEPS.items() if s.trains}
 LATENCY_ORDER = VARIANT_ORDER["latency"]
-TABLE1_T = T_LISTS["table1"]["paper"]  # Table 1's T per dataset (the same in every profile)
+TABLE1_T = T_LISTS["table1"]["paper"]  # Table 1's T per dataset (a smoke store has a subset)
 MISSING = "–"  # shown for an empty cell
 #: DataFrame.attrs keys: columns kept in CSV but left out of Markdown, and a note under the table
 CSV_ONLY = "csv_only"

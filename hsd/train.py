@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="real dataset root (simulated sets are generated when absent)")
     p.add_argument("--cache-dir", help="frame cache folder (default ~/.cache/hsd/frames)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1, as every harness trial: the same run id then gives the "
+        "same numbers whichever entry point runs it)",
+    )
     p.add_argument("--checkpoint-dir", help="checkpoint every epoch here; a rerun resumes")
     p.add_argument("--out", default="result.json", help="where to write the JSON result")
     return p
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         check_writable(Path(args.out))
         pick_device(args.device)
         cfg = RunConfig(
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint_dir=args.checkpoint_dir,
                 on_epoch=bar.update,
                 progress=True,
+                threads=args.threads,
             )
     except (ConfigError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -29,16 +29,6 @@ CASES = [(name, {}) for name in METHODS.names()] + [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine the
-    thread pool's spinning makes these runs 20x slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- a tiny in-memory dataset with the FrameSet interface ---------------------------------
 
 
@@ -346,9 +336,9 @@ def test_bad_option_values_are_refused():
 
 
 @pytest.fixture(scope="module")
-def data_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return root / "raw", root / "cache"
+def data_dirs(data_env):
+    """The suite's one generated n-digits set and frame cache (tests/conftest.py)."""
+    return data_env["HSD_DATA_DIR"], data_env["HSD_CACHE_DIR"]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from harness_helpers import data_env_fixture, run_cli  # noqa: F401 (fixture)
+from harness_helpers import run_cli
 
 CASES_PER_CLI = 40
 

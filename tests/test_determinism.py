@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from harness_helpers import REPO, data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
+from harness_helpers import REPO, read_rows, run_cli
 
 # Fields that describe how and when a run ran, not what it computed.
 VOLATILE = {

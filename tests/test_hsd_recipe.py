@@ -20,9 +20,9 @@ TINY = dict(size=16, width=0.125, pre_epochs=3, epochs=2, batch_size=32)
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hsd")
-    return {"root": str(base / "data"), "cache_dir": str(base / "cache")}
+def dirs(data_env):
+    """The suite's one generated n-digits set and frame cache (tests/conftest.py)."""
+    return {"root": data_env["HSD_DATA_DIR"], "cache_dir": data_env["HSD_CACHE_DIR"]}
 
 
 def test_tiny_hsd_run_beats_chance_clearly(dirs):

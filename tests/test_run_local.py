@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from harness_helpers import REPO, counter_lines, data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
+from harness_helpers import REPO, counter_lines, read_rows, run_cli
 
 BASE = ["--sweep", "latency", "--executor", "local", "--datasets", "n-digits", "--seeds", "1"]
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness_helpers import data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
+from harness_helpers import read_rows, run_cli
 
 GRID = ["--datasets", "n-digits", "--methods", "fake,fake-fail", "--T", "1,2,3", "--seeds", "1"]
 NO_AUTH = {"RAY_AUTH_MODE": "disabled"}  # the test cluster lives on this machine only

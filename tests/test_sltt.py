@@ -13,16 +13,6 @@ from baselines.tet import tet_loss
 from hsd.models import vgg_snn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine the
-    thread pool's spinning makes these steps 20x slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_sltt_node_dynamics_by_hand():
     # v_t = (1 - 1/1.1)·v_{t-1} + x_t, spike at v >= 1, soft reset (subtract 1).
     node = SLTTNode(tau=1.1)

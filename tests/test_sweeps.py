@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from harness_helpers import data_env_fixture  # noqa: F401 (fixture)
 
 from harness import sweeps as S
 from harness.executors import ExecOptions

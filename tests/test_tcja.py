@@ -15,16 +15,6 @@ from hsd.models import count_parameters, snn5, vgg_snn
 from hsd.neurons import make_neuron
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a shared 2-core machine the pool's
-    spinning makes them far slower. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("T,C,kt,kc", [(5, 8, 4, 4), (10, 512, 4, 4), (3, 6, 2, 3)])
 def test_tcja_parameter_count(T, C, kt, kc):
     block = TCJA(T, C, kt, kc)

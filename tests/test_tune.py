@@ -7,7 +7,7 @@ import json
 
 import optuna
 import pytest
-from harness_helpers import data_env_fixture, read_rows, run_cli  # noqa: F401 (fixture)
+from harness_helpers import read_rows, run_cli
 
 from harness import run as R
 from harness import sweeps as S
