@@ -13,11 +13,11 @@ from pathlib import Path
 from harness import sweeps as S
 
 # Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
-# smoke profile: the latency sweep at T = 1, 5 (24 runs, 1236 epoch-frames) summed 485 s of run
-# time on the 2-core CPU VM and took 4.6 min end to end with 2 parallel Ray trials (2026-11-28).
-# --dry-run uses it until finished runs in the output folder give a better rate. None for paper
-# (GPU-dependent).
-SECONDS_PER_UNIT = {"smoke": 0.39, "paper": None}
+# smoke profile: 42 runs of the default latency sweep (3 seeds; n-digits and HSD on sim-gestures)
+# summed 1033 s of run time for 2016 epoch-frames on the 2-core CPU VM, two trials at a time
+# (2026-11-30). --dry-run uses it until finished runs in the output folder give a better rate.
+# None for paper (GPU-dependent).
+SECONDS_PER_UNIT = {"smoke": 0.51, "paper": None}
 
 
 def print_dry_run(
