@@ -49,7 +49,7 @@ NOTES = "notes"
 
 
 # -- preparing rows ----------------------------------------------------------------------------------
-def prepare(rows: pd.DataFrame) -> pd.DataFrame:
+def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Normalise stored rows: fill optional columns, keep each run's last attempt, add ``acc_pct``.
 
     Raises ValueError when ``acc`` is not a fraction (the tables would be off by 100x).

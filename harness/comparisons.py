@@ -4,7 +4,7 @@
 - `claims_table`: each of the paper's claims checked against the rows present;
 - `rank_stability`: how often halves of the seeds rank the methods alike.
 
-Inputs are rows prepared by `harness.aggregate.prepare`.
+Inputs are rows prepared by `harness.aggregate.prepare_rows`.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def build_report(out_dir: str | Path, *, plots: bool = True, notes: list[str] | 
         raise StoreError(f"{store.path} holds no complete rows yet; nothing to report")
     tables = build_tables(rows)  # validates everything before any file is written
     out = Path(out_dir)
-    prepared = aggregate.prepare(rows)
+    prepared = aggregate.prepare_rows(rows)
     ee_tables, ee_notes = early_exit.tables(out, prepared)
     if notes is not None:
         notes += ee_notes

@@ -1,6 +1,6 @@
 """Every table by name (`TABLES`), built from stored rows and written as CSV and Markdown.
 
-`build_tables` prepares the rows once (`harness.aggregate.prepare`) and returns every table
+`build_tables` prepares the rows once (`harness.aggregate.prepare_rows`) and returns every table
 (empty ones included); `write_tables` writes each non-empty one as ``<name>.csv`` and
 ``<name>.md``. Markdown is written here, without `tabulate`.
 """
@@ -22,7 +22,7 @@ from harness.aggregate import (
     failures,
     figure2_data,
     figure2_table,
-    prepare,
+    prepare_rows,
     status_table,
     stream_frame,
     table1,
@@ -57,7 +57,7 @@ TABLES = {
 
 def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every table from stored rows (`ResultStore.rows()`), by name; empty ones included."""
-    df = prepare(rows)
+    df = prepare_rows(rows)
     return {name: fn(df) for name, fn in TABLES.items()}
 
 

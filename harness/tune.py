@@ -136,7 +136,7 @@ def _recover_stale(study) -> list[dict]:
     return params
 
 
-def _finished(study) -> int:
+def _finished_count(study) -> int:
     import optuna
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
@@ -180,7 +180,7 @@ def tune_local(dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi
     for p in _recover_stale(study):
         study.enqueue_trial(p)
     dists = distributions(dataset, multi)
-    todo = max(0, n_trials - _finished(study))
+    todo = max(0, n_trials - _finished_count(study))
     progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
     try:
         for _ in range(todo):
@@ -223,7 +223,7 @@ def tune_ray(
     name = study_name(dataset, multi)
     pre = open_study(opts.out_dir, dataset, multi)  # creates it / recovers a killed driver's trials
     stale = _recover_stale(pre)
-    todo = max(0, n_trials - _finished(pre))
+    todo = max(0, n_trials - _finished_count(pre))
     if todo == 0:
         return pre
     searcher = OptunaSearch(

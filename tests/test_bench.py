@@ -11,7 +11,7 @@ import pytest
 
 from harness.bench import cli
 from harness.bench.anchors import IMPLS
-from harness.bench.config import PROFILES, QUICK
+from harness.bench.config import QUICK, SIZE_PROFILES
 from hsd.presets import SMOKE_BATCH, SMOKE_SIZE, SMOKE_WIDTH
 
 REQUIRED = (
@@ -81,7 +81,7 @@ def test_packing_one_smoke_trial_at_the_pipelines_smoke_size(tmp_path):
     assert (cfg["size"], cfg["width"], cfg["batch"]) == (
         SMOKE_SIZE.values["vgg"], SMOKE_WIDTH.values["vgg"], SMOKE_BATCH.values["vgg"]
     )  # fmt: skip
-    assert PROFILES["smoke"][:3] == (cfg["size"], cfg["width"], cfg["batch"]) and cfg["T"] == 2
+    assert SIZE_PROFILES["smoke"][:3] == (cfg["size"], cfg["width"], cfg["batch"]) and cfg["T"] == 2
     # the worker is a fresh `python -m harness.bench` process: it must run without Ray
     assert row["workers"][0]["ray_imported"] is False
 

@@ -157,7 +157,7 @@ def test_tables_of_a_sweep_folder(tmp_path):
     store.append(_rows("b0", "sts", 0, [0.5, 0.5]))  # an old run: no per-sample file
     for rid in ("a0", "a1"):
         save_samples(tmp_path, _rows(rid, "hsd", 0, [0, 0]), _Eval(hand_split()))
-    rows = aggregate.prepare(store.rows())
+    rows = aggregate.prepare_rows(store.rows())
     tabs, notes = early_exit.tables(tmp_path, rows, thresholds=[0.0, 0.5, math.inf])
     assert len(notes) == 1 and "missing for 1 of 3 ok runs" in notes[0]
     ee = tabs["early_exit"]
@@ -178,6 +178,6 @@ def test_tables_of_a_sweep_folder(tmp_path):
 def test_tables_without_any_samples(tmp_path):
     store = ResultStore.open(tmp_path, {"sweep": "latency", "args": {}})
     store.append(_rows("b0", "sts", 0, [0.5, 0.5]))
-    tabs, notes = early_exit.tables(tmp_path, aggregate.prepare(store.rows()))
+    tabs, notes = early_exit.tables(tmp_path, aggregate.prepare_rows(store.rows()))
     assert all(t.empty for t in tabs.values()) and "missing for 1 of 1" in notes[0]
     assert isinstance(tabs["early_exit"], pd.DataFrame)

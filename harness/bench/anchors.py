@@ -97,7 +97,7 @@ class _SeqAnchor(nn.Module):
         return self.body(x)
 
 
-def build_model(impl: str, cfg: TrainConfig) -> nn.Module:
+def model_for_impl(impl: str, cfg: TrainConfig) -> nn.Module:
     """The network of one implementation (same VGG-SNN layers everywhere, see module docstring)."""
     from hsd.convert import ann_to_snn
     from hsd.lean import swap_to_lean

@@ -26,7 +26,7 @@ import torch
 
 from harness.bench import data as data_bench
 from harness.bench.anchors import IMPLS
-from harness.bench.config import PROFILES, QUICK, BenchError, TrainConfig
+from harness.bench.config import QUICK, SIZE_PROFILES, BenchError, TrainConfig
 from hsd.config import ConfigError
 from hsd.device import DEVICE_CHOICES, pick_device, versions
 
@@ -159,12 +159,12 @@ def _packing(args, threads: int | None) -> dict:
 
     dev = pick_device(args.device)
     names = (args.profiles or ("smoke" if dev.type == "cpu" else "smoke,paper")).split(",")
-    bad = [p for p in names if p not in PROFILES]
+    bad = [p for p in names if p not in SIZE_PROFILES]
     if bad:
-        raise BenchError(f"unknown profile(s) {bad}; valid: {', '.join(PROFILES)}")
+        raise BenchError(f"unknown profile(s) {bad}; valid: {', '.join(SIZE_PROFILES)}")
     profiles = {}
     for p in names:
-        s, w, b, t = PROFILES[p]
+        s, w, b, t = SIZE_PROFILES[p]
         pbase = TrainConfig(size=s, width=w, batch=b, T=t, repeats=1, warmup=2)
         if args.quick:
             pbase = replace(pbase, **{k: v for k, v in QUICK.items() if k != "repeats"})

@@ -13,7 +13,7 @@ TARGETS = {"step_ratio": 1.2, "mem_ratio": 1.5, "epoch_ratio": 1.1}
 #: (size, width, batch, T) of the run profiles. `smoke` is the VGG-SNN that `--profile smoke`
 #: trains (hsd.presets' smoke sizes); `paper` is the paper's VGG-SNN at 48 px, batch 128. Both at
 #: T = 10, the step cost at the paper's time steps.
-PROFILES = {
+SIZE_PROFILES = {
     "smoke": (SMOKE_SIZE.values["vgg"], SMOKE_WIDTH.values["vgg"], SMOKE_BATCH.values["vgg"], 10),
     "paper": (48, 1.0, 128, 10),
 }
@@ -30,10 +30,10 @@ class BenchError(ValueError):
 class TrainConfig:
     """One measured setting; the defaults are the `paper` profile on a GPU."""
 
-    size: int = PROFILES["paper"][0]
-    width: float = PROFILES["paper"][1]
-    batch: int = PROFILES["paper"][2]
-    T: int = PROFILES["paper"][3]
+    size: int = SIZE_PROFILES["paper"][0]
+    width: float = SIZE_PROFILES["paper"][1]
+    batch: int = SIZE_PROFILES["paper"][2]
+    T: int = SIZE_PROFILES["paper"][3]
     num_classes: int = 10
     repeats: int = 20
     warmup: int = 5

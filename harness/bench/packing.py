@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 import torch
 
-from harness.bench.anchors import build_model
+from harness.bench.anchors import model_for_impl
 from harness.bench.config import TrainConfig
 from harness.bench.train import optimizer, sync, synthetic_batch, train_step
 from hsd.device import device_name, pick_device
@@ -31,7 +31,7 @@ def worker(spec: dict) -> None:
     cfg = TrainConfig(**spec["cfg"])
     dev = pick_device(cfg.device)
     try:
-        model = build_model(spec["impl"], cfg).to(dev)
+        model = model_for_impl(spec["impl"], cfg).to(dev)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = optimizer(model)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.bench.anchors import DESCRIPTIONS, build_model
+from harness.bench.anchors import DESCRIPTIONS, model_for_impl
 from harness.bench.config import TARGETS, BenchError, TrainConfig, precision_of
 from hsd.device import device_name, pick_device
 
@@ -96,7 +96,7 @@ def saved_bytes_of_step(model, x, y, dev, bf16: bool) -> int:
 def measure_train(impl: str, cfg: TrainConfig, dev: torch.device, batch) -> dict[str, Any]:
     """Median step time over cfg.repeats steps after cfg.warmup, and peak memory of one impl."""
     torch.manual_seed(0)
-    model = build_model(impl, cfg).to(dev)
+    model = model_for_impl(impl, cfg).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     bf16 = precision_of(impl, cfg) == "bf16"
@@ -162,7 +162,7 @@ def measure_epoch(impl: str, cfg: TrainConfig, dev, step_ms: float, batches: int
     if cfg.T > fs.frames:
         return {"skipped": f"T={cfg.T} > the {fs.frames} cached frames of {dataset}"}
     torch.manual_seed(0)
-    model = build_model(impl, replace(cfg, num_classes=fs.spec.num_classes)).to(dev)
+    model = model_for_impl(impl, replace(cfg, num_classes=fs.spec.num_classes)).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = optimizer(model)
