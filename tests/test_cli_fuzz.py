@@ -75,6 +75,7 @@ def _run_argv(rng: random.Random, store: Path, tmp: Path) -> list[str]:
     return argv
 
 
+@pytest.mark.slow
 def test_run_cli_fuzz(data_env, finished_store, tmp_path):
     from harness.run import main
 
@@ -95,6 +96,7 @@ def test_run_cli_fuzz(data_env, finished_store, tmp_path):
     assert 2 in codes and 0 in codes  # the generator reaches both answers
 
 
+@pytest.mark.slow
 def test_report_cli_fuzz(finished_store, tmp_path):
     from harness.report import main
 

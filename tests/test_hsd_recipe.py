@@ -25,6 +25,7 @@ def dirs(data_env):
     return {"root": data_env["HSD_DATA_DIR"], "cache_dir": data_env["HSD_CACHE_DIR"]}
 
 
+@pytest.mark.slow
 def test_tiny_hsd_run_beats_chance_clearly(dirs):
     rows = execute(RunConfig(method="hsd", dataset="n-digits", T=2, **TINY), **dirs, device="cpu")
     assert [r["t"] for r in rows] == [1, 2]
@@ -37,6 +38,7 @@ def test_tiny_hsd_run_beats_chance_clearly(dirs):
     assert rows[0]["macs"] < rows[1]["macs"] and rows[0]["energy_j"] < rows[1]["energy_j"]
 
 
+@pytest.mark.slow
 def test_teacher_is_frozen_and_untouched_by_fine_tuning(dirs):
     cfg = resolve(RunConfig(method="hsd", dataset="n-digits", T=2, **{**TINY, "pre_epochs": 1}))
     data = load_frames(

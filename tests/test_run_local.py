@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from harness_helpers import REPO, counter_lines, read_rows, run_cli
 
 BASE = ["--sweep", "latency", "--executor", "local", "--datasets", "n-digits", "--seeds", "1"]
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_one_row_per_t_and_provenance(data_env, tmp_path):
     out = tmp_path / "out"
     cp = run_cli([*BASE, "--methods", "fake", "--T", "1,2,3", "--seeds", "2", "--out", out])
@@ -31,6 +33,7 @@ def test_tiny_sweep_writes_one_row_per_t_and_provenance(data_env, tmp_path):
     assert len(read_rows(out)) == 12
 
 
+@pytest.mark.slow
 def test_failing_trial_is_retried_then_recorded_while_others_finish(data_env, tmp_path):
     out, counter = tmp_path / "out", tmp_path / "counter.txt"
     cp = run_cli(
@@ -48,6 +51,7 @@ def test_failing_trial_is_retried_then_recorded_while_others_finish(data_env, tm
     assert [r["status"] for r in rows if r["variant"] == "fake"] == ["ok", "ok"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_resumes_without_repeating_finished_runs(data_env, tmp_path):
     out, counter = tmp_path / "out", tmp_path / "counter.txt"
     args = [
@@ -116,6 +120,7 @@ def test_dry_run_lists_the_grid_with_cost(data_env, tmp_path):
     assert not (tmp_path / "o").exists()  # a dry run touches nothing
 
 
+@pytest.mark.slow
 def test_bad_input_exits_2_with_a_message_and_leaves_the_store_intact(data_env, tmp_path):
     out = tmp_path / "out"
     ok = run_cli([*BASE, "--methods", "fake", "--T", "1", "--out", out, "--no-report"])

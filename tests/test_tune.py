@@ -39,6 +39,7 @@ def test_search_space_spans_the_authors_weights_and_temperature(dataset):
     assert default.cfg.tau == 10.0  # τ not tuned: the recipe's default
 
 
+@pytest.mark.slow
 def test_local_tuning_picks_the_best_validation_point_and_resumes(data_env, tmp_path):
     out = tmp_path / "tune"
     assert R.main([*TUNE, "--trials", "3", "--executor", "local", "--out", str(out)]) == 0
@@ -90,6 +91,7 @@ def test_bad_tuning_requests_exit_2(data_env, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_ray_multi_objective_tuning_with_nsga2(data_env, tmp_path):
     out = tmp_path / "mo"
     cp = run_cli(
