@@ -1,0 +1,114 @@
+"""Bad requests to the run CLI are answered before any work, with exit code 2 and a message,
+and never become results: the cases a careless user or script produces."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.run import main
+
+FAKE = ["--sweep", "latency", "--executor", "local", "--datasets", "n-digits", "--methods",
+        "fake", "--T", "1", "--seeds", "1", "--no-progress", "--no-report"]  # fmt: skip
+
+
+def _run(argv) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([str(a) for a in argv])
+    return code, err.getvalue()
+
+
+def _rows(out: Path) -> list[dict]:
+    path = out / "results.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_missing_device_stores_nothing_and_the_fixed_rerun_trains(data_env, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --device cuda is valid here")
+    out = tmp_path / "o"
+    code, err = _run([*FAKE, "--device", "cuda", "--out", out])
+    assert code == 2 and "no CUDA device" in err and "Traceback" not in err
+    assert not out.exists()  # no folder, no failed row that a rerun would skip
+    code, err = _run([*FAKE, "--device", "foo", "--out", out])
+    assert code == 2 and "unknown device 'foo'" in err
+    code, _ = _run([*FAKE, "--device", "cpu", "--out", out])
+    assert code == 0 and {r["status"] for r in _rows(out)} == {"ok"}
+
+
+def test_equivalent_lists_are_the_same_sweep(data_env, tmp_path):
+    out = tmp_path / "o"
+    i = FAKE.index("--T")
+    base = FAKE[:i] + FAKE[i + 2 :]
+    assert _run([*base, "--T", "2,1", "--out", out])[0] == 0
+    code, err = _run([*base, "--T", "1,2,2", "--methods", "fake,fake", "--out", out])
+    assert code == 0 and "2 already finished, 0 to run" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sweep", "params", "--T", "5"], "trains nothing, so --T would be ignored"),
+        (["--sweep", "ablation", "--methods", "hsd"], "--methods applies to the latency sweep"),
+        (["--sweep", "latency", "--json"], "--json goes with --dry-run"),
+        (["--sweep", "latency", "--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0"),
+        (["--sweep", "latency", "--T", "0"], "--T values must be >= 1"),
+        (["--sweep", "latency", "--threads", "0"], "--threads must be >= 1"),
+        (["--tune", "--trials", "0"], "--trials must be >= 1"),
+        (["--tune", "--sweep", "latency"], "runs no sweep"),
+    ],
+)
+def test_inapplicable_or_impossible_options_exit_2(data_env, tmp_path, args, message):
+    code, err = _run([*args, "--executor", "local", "--out", tmp_path / "o"])
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "best, message",
+    [
+        ({"n-digits": {"kd_lambda": "abc"}}, "kd_lambda must be a number"),
+        ({"n-digits": {"L": 4.5}}, "L must be an integer"),
+        ({"n-digits": 3}, "expected {dataset:"),
+    ],
+)
+def test_use_best_is_validated(data_env, tmp_path, best, message):
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"best": best}))
+    code, err = _run([*FAKE, "--use-best", path, "--out", tmp_path / "o"])
+    assert code == 2 and message in err
+
+
+def test_a_store_with_a_bad_row_is_refused_by_run_and_dry_run_alike(data_env, tmp_path):
+    out = tmp_path / "o"
+    assert _run([*FAKE, "--out", out])[0] == 0
+    store = out / "results.jsonl"
+    store.write_text("garbage\n" + store.read_text())
+    before = store.read_bytes()
+    for extra in ([], ["--dry-run"]):
+        code, err = _run([*FAKE, *extra, "--out", out])
+        assert code == 2 and "line 1" in err and "Traceback" not in err
+        assert store.read_bytes() == before
+
+
+def test_an_out_under_a_file_is_refused_before_any_data_work(data_env, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, err = _run([*FAKE, "--out", afile / "x"])
+    assert code == 2 and "is a file, not a folder" in err
+
+
+def test_tuning_without_the_real_data_exits_2(data_env, tmp_path):
+    code, err = _run(
+        ["--tune", "--trials", "1", "--datasets", "cifar10-dvs", "--root", tmp_path / "empty",
+         "--executor", "local", "--out", tmp_path / "t"]
+    )  # fmt: skip
+    assert code == 2 and "cifar10-dvs" in err and "Traceback" not in err
+    assert not (tmp_path / "t" / "results.jsonl").exists()
