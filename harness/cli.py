@@ -52,6 +52,19 @@ def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
         return 130
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
 def abs_path(p: str | None) -> str | None:
     return str(Path(p).resolve()) if p else None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.bench import data as bench_data
+from harness.cli import positive_int
 from hsd.data.cache import (
     dataset_splits,
     default_cache_dir,
@@ -140,16 +141,6 @@ def cmd_bench(args) -> int:
 # ---------------------------------------------------------------- argument parsing
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.data", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -164,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("prepare", help="integrate every sample once into the frame cache")
     dataset_args(q)
-    q.add_argument("--frames", type=_positive, help="F_total (default: the dataset's)")
-    q.add_argument("--size", type=_positive, help="frame size S (default: the dataset's)")
+    q.add_argument("--frames", type=positive_int, help="F_total (default: the dataset's)")
+    q.add_argument("--size", type=positive_int, help="frame size S (default: the dataset's)")
     q.add_argument("--split-by", choices=SPLIT_BY, default="number")
     q.add_argument("--download", action="store_true", help="download with tonic first")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.bench.config import BenchError
+from harness.cli import positive_int
 from hsd.data.frames import integrate_frames
 
 #: Goals: SpikingJelly's bincount speed, and 10x the 17,000 frames/s a DataLoader reading
@@ -147,24 +148,14 @@ def bench_cache(samples: int, n_frames: int, size: int, batch: int, repeats: int
     }
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of the data benchmark (shared by `harness.bench data` and `harness.data bench`)."""
-    p.add_argument("--events", type=_positive, default=100_000, help="events in the recording")
-    p.add_argument("--frames", type=_positive, default=10, help="frames to integrate them into")
-    p.add_argument("--repeats", type=_positive, default=20)
-    p.add_argument("--samples", type=_positive, default=1000, help="samples in the bench cache")
-    p.add_argument("--size", type=_positive, default=48, help="frame size of the bench cache")
-    p.add_argument("--batch", type=_positive, default=128, help="samples per cache read")
+    p.add_argument("--events", type=positive_int, default=100_000, help="events in the recording")
+    p.add_argument("--frames", type=positive_int, default=10, help="frames to integrate them into")
+    p.add_argument("--repeats", type=positive_int, default=20)
+    p.add_argument("--samples", type=positive_int, default=1000, help="samples in the bench cache")
+    p.add_argument("--size", type=positive_int, default=48, help="frame size of the bench cache")
+    p.add_argument("--batch", type=positive_int, default=128, help="samples per cache read")
     p.add_argument("--out", help="also write the results as JSON here")
 
 
