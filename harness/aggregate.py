@@ -84,6 +84,7 @@ def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
             "[0, 1] (tables show percent)"
         )
     df["acc_pct"] = df["acc"] * 100.0
+    df["T_trained"] = df["T"]  # the T the run's model was trained and evaluated for
     if "any_t" in df:
         any_t = df["any_t"].fillna(False).astype(bool) & df["t"].notna()
         df.loc[any_t, "T"] = df.loc[any_t, "t"]

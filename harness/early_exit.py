@@ -149,9 +149,10 @@ def load_runs(out_dir: str | Path, rows: pd.DataFrame) -> tuple[pd.DataFrame, li
     when the store holds one, else every sweep."""
     if (rows["sweep"] == "latency").any():  # the method comparison, as the cost plots use
         rows = rows[rows["sweep"] == "latency"]
-    ok = rows[rows["status"] == "ok"].drop_duplicates("run_id")
+    ok = rows[rows["status"] == "ok"].drop_duplicates(["run_id", "variant"])
     keys = ["run_id", "dataset", "variant", "T", "seed"]
-    runs = ok[keys].copy()
+    # a model that serves every T (DTS) is one run, at the T it was trained for
+    runs = ok.assign(T=ok["T_trained"] if "T_trained" in ok else ok["T"])[keys].copy()
     runs["path"] = [sample_store.samples_path(out_dir, r) for r in runs["run_id"]]
     have = runs["path"].map(lambda p: p.exists())
     return runs[have].reset_index(drop=True), sorted(runs.loc[~have, "run_id"])
