@@ -112,3 +112,21 @@ def test_tuning_without_the_real_data_exits_2(data_env, tmp_path):
     )  # fmt: skip
     assert code == 2 and "cifar10-dvs" in err and "Traceback" not in err
     assert not (tmp_path / "t" / "results.jsonl").exists()
+
+
+def test_dry_run_json_prints_every_resolved_config(data_env, tmp_path, capsys):
+    argv = ["--sweep", "latency", "--datasets", "n-digits", "--methods", "hsd,sts,tet,dts",
+            "--T", "1,3,5", "--seeds", "1", "--dry-run", "--json", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(argv) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    by = {}
+    for line in lines:
+        by.setdefault(line["config"]["method"], []).append(line)
+    # 3 HSD runs, 3 STS/TET runs (one run id each, both names), 1 DTS run for every T
+    assert {m: len(v) for m, v in by.items()} == {"hsd": 3, "tet": 3, "dts": 1}
+    assert all(
+        ["latency", "sts"] in x["cells"] and ["latency", "tet"] in x["cells"] for x in by["tet"]
+    )
+    hsd = by["hsd"][0]["config"]
+    assert hsd["tau"] == 10.0 and hsd["kd_lambda"] == 1.0 and hsd["options"]["ht"] is True
+    assert not (tmp_path / "o").exists()
