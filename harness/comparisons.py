@@ -117,9 +117,9 @@ def paired_table(df: pd.DataFrame) -> pd.DataFrame:
 class Claim:
     """A claim of the paper as a paired difference ``a − b`` > 0 within one sweep.
 
-    `scope` picks the (dataset, T) settings: ``low T`` (the smallest T of the dataset's grid and
-    every T ≤ `LOW_T_MAX`), ``every T``, or ``largest vs smallest T`` (variant `a` at the
-    dataset's largest T against the same variant at its smallest T).
+    `scope` picks the (dataset, T) settings among the T at which both sides ran: ``low T`` (the
+    smallest of them and every one ≤ `LOW_T_MAX`), ``every T``, or ``largest vs smallest T``
+    (variant `a` at its largest T against the same variant at its smallest T).
     """
 
     text: str
@@ -150,7 +150,7 @@ CLAIMS_NOTE = (
     "(scipy.stats.ttest_rel). supported: interval above 0; not supported: interval below 0 "
     "(the opposite effect); inconclusive: the interval covers 0 or there is one pair; not run: "
     "the rows are not in the store; no paired ok runs: both sides ran but no seed is ok on both. "
-    f"Low T = each dataset's smallest T, plus T ≤ {LOW_T_MAX}."
+    f"Low T = the smallest T at which both sides ran on a dataset, plus any such T ≤ {LOW_T_MAX}."
 )
 
 
@@ -168,6 +168,8 @@ def _claim_settings(claim: Claim, grid: list[int]) -> list[tuple[int, int]]:
     if claim.scope == "largest vs smallest T":
         return [(grid[-1], grid[0])] if len(grid) > 1 else []
     if claim.scope == "low T":
+        if not grid:
+            return []
         return [(T, T) for T in sorted({grid[0], *(T for T in grid if T <= LOW_T_MAX)})]
     return [(T, T) for T in grid]
 
@@ -204,7 +206,11 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
         for d in datasets:
             on_d = sweep_rows[sweep_rows["dataset"] == d]
             ran = set(zip(on_d["variant"], on_d["T"], strict=True))
-            grid = sorted(int(T) for T in on_d["T"].dropna().unique())
+            # the T at which the claim's two sides both ran (a T only one side has is no test)
+            Ts = [
+                {int(T) for v, T in ran if v == side and pd.notna(T)} for side in (claim.a, claim.b)
+            ]
+            grid = sorted(Ts[0] & Ts[1])
             for Ta, Tb in _claim_settings(claim, grid):
                 head = (claim.text, claim.sweep, d, min(Ta, Tb), _comparison(claim, Ta, Tb))
                 if (claim.a, Ta) not in ran or (claim.b, Tb) not in ran:
