@@ -33,6 +33,7 @@ def quick_report(tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_quick_train_writes_every_implementation_with_required_fields(quick_report):
     rows = quick_report["results"]
     assert [r["impl"] for r in rows] == list(IMPLS)

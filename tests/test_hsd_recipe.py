@@ -165,6 +165,7 @@ def test_no_ht_student_is_the_lif_baseline_with_weight_decay(dirs, monkeypatch):
     assert rows[0]["opt_kl_reduction"] == "classmean" and rows[0]["tau"] == 10.0
 
 
+@pytest.mark.slow
 def test_cli_writes_json_and_exits_2_on_bad_input(dirs, tmp_path, capsys):
     out = tmp_path / "r.json"
     args = [

@@ -124,6 +124,7 @@ window.addEventListener('load', () => {
     CHROMIUM is None,
     reason="no chromium installed (Debian: apt-get install chromium); the browser check needs one",
 )
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     out = write_fixed_store(tmp_path / "s")
     build_report(out)

@@ -231,6 +231,7 @@ _TRITON_CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not triton_available(), reason="triton not importable")
 def test_triton_kernels_match_torch_loop_in_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}

@@ -29,6 +29,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_rows_as_local(data_env, tmp_path):
     common = ["--sweep", "latency", *GRID, "--retries", "0", "--no-report"]
     local = run_cli([*common, "--executor", "local", "--out", tmp_path / "local"])
@@ -45,6 +46,7 @@ def test_ray_executor_gives_the_same_rows_as_local(data_env, tmp_path):
     assert "trials 6/6" in ray.stderr  # the driver's progress bar
 
 
+@pytest.mark.slow
 def test_unreachable_address_fails_fast_with_exit_2(data_env, tmp_path):
     t0 = time.time()
     cp = run_cli(
@@ -196,6 +198,7 @@ def silent_listener():
         yield f"127.0.0.1:{s.getsockname()[1]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listener", ["http_listener", "silent_listener"])
 def test_address_that_is_not_ray_fails_fast(listener, request):
     from harness.executors import ExecutorError
@@ -208,6 +211,7 @@ def test_address_that_is_not_ray_fails_fast(listener, request):
     assert time.monotonic() - t0 < 30
 
 
+@pytest.mark.slow
 def test_cli_with_an_address_that_is_not_ray_exits_2(data_env, tmp_path, http_listener):
     t0 = time.time()
     cp = run_cli(
