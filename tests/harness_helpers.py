@@ -1,10 +1,10 @@
-"""Shared fixtures of the harness tests (sweeps, executors, tuning). Test modules import
-`data_env_fixture`, which pytest then offers as the fixture ``data_env``.
+"""Shared fixtures and helpers of the tests; `tests/conftest.py` imports `data_env_fixture`, which
+pytest then offers to every test as the fixture ``data_env``.
 
 The fake methods (`tests/plugins/hsd_test_methods`, a plugin distribution with ``hsd.methods``
 entry points) reach CLI subprocesses and Ray workers through ``PYTHONPATH``; the simulated n-digits
-set is generated once per session into a temporary data dir (reuse one across sessions by
-exporting HSD_DATA_DIR / HSD_CACHE_DIR).
+set is generated once per test run into a temporary data dir (reuse one across runs by exporting
+HSD_DATA_DIR / HSD_CACHE_DIR).
 """
 
 from __future__ import annotations

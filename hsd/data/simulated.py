@@ -299,7 +299,7 @@ def generate_sim_gestures(
             d = out / "DVSGesture" / part / f"user{si + 1:02d}_{light}"
             d.mkdir(parents=True, exist_ok=True)
             videos, rngs = [], []
-            for label in range(len(GESTURES)):  # one recording session: all gestures at once
+            for label in range(len(GESTURES)):  # one recording: all gestures at once
                 srng = np.random.default_rng([seed, si, li, label])
                 jitter = dict(subj, duration_ms=subj["duration_ms"] * srng.uniform(0.9, 1.1))
                 videos.append(render_gesture(label, jitter, fg, bg))
