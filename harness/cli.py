@@ -91,6 +91,21 @@ def check_creatable(path: Path) -> None:
         raise StoreError(f"cannot use --out {path}: {probe} is not writable; choose another --out")
 
 
+def check_folder_option(path: str | None, flag: str) -> None:
+    """UsageError now for a --root or --cache-dir that names a file, or can never be created."""
+    if not path:
+        return
+    from harness.store_errors import StoreError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder; pass a folder")
+    try:
+        check_creatable(p)
+    except StoreError as err:
+        raise UsageError(str(err).replace("--out", flag)) from None
+
+
 def have_ray() -> bool:
     return importlib.util.find_spec("ray") is not None
 
@@ -115,7 +130,13 @@ def prepare_data(trials: list, root: str | None, cache_dir: str | None) -> None:
     needed = sorted({(t.cfg.dataset, t.cfg.frames, t.cfg.size) for t in trials})
     for i, (ds, frames, size) in enumerate(needed, 1):
         print(f"data {i}/{len(needed)}: {ds} frames={frames} size={size}", file=sys.stderr)
-        load_frames(ds, frames=frames, size=size, root=root, cache_dir=cache_dir)
+        try:
+            load_frames(ds, frames=frames, size=size, root=root, cache_dir=cache_dir)
+        except OSError as err:  # a folder that cannot be read or written: say which
+            raise UsageError(
+                f"cannot prepare the frames of {ds} (data root {root or 'default'}, cache "
+                f"{cache_dir or 'default'}): {err}; check --root, --cache-dir and the disk"
+            ) from None
 
 
 def exec_options(args, out: Path):

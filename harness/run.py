@@ -35,6 +35,7 @@ from harness.cli import (
     UsageError,
     abs_path,
     check_creatable,
+    check_folder_option,
     exec_options,
     pick_executor,
     prepare_data,
@@ -225,6 +226,8 @@ def normalise(args) -> None:
         raise UsageError(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial}")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         raise UsageError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
+    check_folder_option(args.root, "--root")
+    check_folder_option(args.cache_dir, "--cache-dir")
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run (it prints the planned runs)")
     if args.tune:

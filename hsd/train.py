@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         check_writable(Path(args.out))
+        for flag, folder in (("--root", args.root), ("--cache-dir", args.cache_dir)):
+            if folder and Path(folder).exists() and not Path(folder).is_dir():
+                raise ConfigError(f"{flag} {folder} is a file, not a folder; pass a folder")
         pick_device(args.device)
         cfg = RunConfig(
             method=args.method,

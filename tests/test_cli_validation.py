@@ -105,6 +105,15 @@ def test_an_out_under_a_file_is_refused_before_any_data_work(data_env, tmp_path)
     assert code == 2 and "is a file, not a folder" in err
 
 
+@pytest.mark.parametrize("flag", ["--root", "--cache-dir"])
+def test_a_data_folder_that_is_a_file_exits_2(data_env, tmp_path, flag):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, err = _run([*FAKE, flag, afile, "--out", tmp_path / "o"])
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_tuning_without_the_real_data_exits_2(data_env, tmp_path):
     code, err = _run(
         ["--tune", "--trials", "1", "--datasets", "cifar10-dvs", "--root", tmp_path / "empty",
