@@ -70,40 +70,31 @@ def abs_path(p: str | None) -> str | None:
 
 
 def check_creatable(path: Path) -> None:
-    """StoreError now if `path` (a folder to create or reuse) can never be written: a parent is a
-    file, the first existing parent is not writable, or a name is too long."""
-    import os
-
+    """StoreError now if the --out folder `path` can never be created or written
+    (`hsd.paths.unwritable_reason`)."""
     from harness.store_errors import StoreError
+    from hsd.paths import unwritable_reason
 
-    probe = Path(path)
-    try:
-        while not probe.exists():
-            probe = probe.parent
-    except OSError as err:  # e.g. a name over the file system's limit
-        raise StoreError(f"cannot use --out {path}: {err.strerror}; choose another --out") from None
-    if not probe.is_dir():
+    reason = unwritable_reason(path)
+    if reason:
         raise StoreError(
-            f"cannot use --out {path}: {probe} is a file, not a folder; choose an --out folder "
-            "whose parents are all folders"
+            f"cannot use --out {path}: {reason}; choose an --out folder whose parents are all "
+            "writable folders"
         )
-    if not os.access(probe, os.W_OK):
-        raise StoreError(f"cannot use --out {path}: {probe} is not writable; choose another --out")
 
 
 def check_folder_option(path: str | None, flag: str) -> None:
     """UsageError now for a --root or --cache-dir that names a file, or can never be created."""
     if not path:
         return
-    from harness.store_errors import StoreError
+    from hsd.paths import unwritable_reason
 
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"{flag} {path} is a file, not a folder; pass a folder")
-    try:
-        check_creatable(p)
-    except StoreError as err:
-        raise UsageError(str(err).replace("--out", flag)) from None
+    reason = unwritable_reason(p)
+    if reason:
+        raise UsageError(f"cannot use {flag} {path}: {reason}; pass another folder")
 
 
 def have_ray() -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from hsd.config import PROFILES, ConfigError, RunConfig
+from hsd.paths import unwritable_reason
 
 FIELDS = {  # CLI flag -> (RunConfig field, type)
     "frames": int,
@@ -102,14 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_writable(path: Path) -> None:
     """Refuse an --out that cannot be written before anything trains."""
-    parent = path.parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"--out {path}: {probe} is a file, not a folder; choose another --out")
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"--out {path}: {probe} is not writable; choose another --out")
+    reason = unwritable_reason(path)
+    if reason:
+        raise ConfigError(f"--out {path}: {reason}; choose another --out")
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder; name a .json file")
 
