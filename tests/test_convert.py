@@ -52,19 +52,24 @@ def calibrate(ann, x):
         q.lam.data.fill_(float(z.quantile(0.99)))
 
 
+def conversion_error(ann, snn, x, Ts):
+    """The ANN's output on `x`, and per T the mean |SNN mean output over T steps − ANN output|."""
+    with torch.no_grad():
+        target = ann(x)
+        err = {}
+        for T in Ts:
+            functional.reset_net(snn)
+            err[T] = (snn(x.expand(T, *x.shape)).mean(0) - target).abs().mean().item()
+    return target, err
+
+
 def test_snn_logits_approach_ann_as_T_grows():
     torch.manual_seed(0)
     ann = tiny_ann("vgg", L=8).eval()
     x = torch.rand(16, 2, 16, 16)
     calibrate(ann, x)
     snn = ann_to_snn(ann)
-    with torch.no_grad():
-        target = ann(x)
-        err = {}
-        for T in (4, 64):
-            functional.reset_net(snn)
-            out = snn(x.expand(T, *x.shape)).mean(0)
-            err[T] = (out - target).abs().mean().item()
+    target, err = conversion_error(ann, snn, x, (4, 64))
     scale = target.abs().mean().item()
     assert err[64] < 0.5 * err[4], err
     assert err[64] < 0.1 * scale, (err, scale)
@@ -154,12 +159,7 @@ def test_any_qcfs_model_matches_the_ann_for_large_T():
     x = torch.rand(8, 2, 6, 6)
     calibrate(ann, x)  # else the SNN converges to the unquantized net, far from a coarse ANN
     snn = ann_to_snn(ann)
-    with torch.no_grad():
-        target = ann(x)
-        err = {}
-        for T in (4, 64):
-            functional.reset_net(snn)
-            err[T] = (snn(x.expand(T, *x.shape)).mean(0) - target).abs().mean().item()
+    target, err = conversion_error(ann, snn, x, (4, 64))
     assert err[64] < 0.5 * err[4], err
     assert err[64] < 0.02 * target.abs().mean().item(), err
     # trains: gradients reach the first conv through every step and the residual paths

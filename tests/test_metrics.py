@@ -94,13 +94,18 @@ def test_ac_count_agrees_with_spikingjelly_synop_counter():
     assert counter.get_total() == total == 174
 
 
-def test_stats_accumulate_over_batches_as_per_sample_means():
-    torch.manual_seed(0)
+def converted_vgg():
+    """A tiny converted VGG-SNN whose thresholds (λ = 0.5) let spikes through its random layers."""
     ann = vgg_snn(num_classes=4, size=16, width=0.125).eval()
     for m in ann.modules():
         if hasattr(m, "lam"):
             m.lam.data.fill_(0.5)
-    snn = ann_to_snn(ann).eval()
+    return ann_to_snn(ann).eval()
+
+
+def test_stats_accumulate_over_batches_as_per_sample_means():
+    torch.manual_seed(0)
+    snn = converted_vgg()
     x = torch.rand(3, 4, 2, 16, 16)
     with torch.no_grad(), SpikeStats(snn) as whole:
         snn(x)
@@ -187,11 +192,7 @@ def test_binary_spikes_without_pooling_count_the_same_in_both_conventions():
 
 def test_vgg_layers_after_pools_count_more_per_spike_the_rest_the_same():
     torch.manual_seed(0)
-    ann = vgg_snn(num_classes=4, size=16, width=0.125).eval()
-    for m in ann.modules():
-        if hasattr(m, "lam"):
-            m.lam.data.fill_(0.5)
-    snn = ann_to_snn(ann).eval()
+    snn = converted_vgg()
     x = torch.rand(2, 3, 2, 16, 16)
     layers = {}
     for ops in ("per-spike", "per-input"):
