@@ -116,7 +116,7 @@ def train_and_test(
     )
     net = test_model if test_model is not None else model
     ctx.info["neuron"] = cfg.neuron
-    ctx.info["neuron_backend"] = neurons.neuron_backend(net)
+    ctx.info["neuron_backend"] = neurons.neuron_backend(net, bf16=cfg.bf16)
     ctx.info["best_val_acc"] = summary["best_val_acc"]
     return evaluate(net, test(), val_batches=val(), bf16=cfg.bf16, device=ctx.device)
 

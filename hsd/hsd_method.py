@@ -133,7 +133,7 @@ class HSD(Method):
             torch.manual_seed(stable_seed(cfg, "student"))
             snn = model_for_run(cfg, spec, cfg.neuron).to(ctx.device)
         ctx.info["neuron"] = cfg.neuron
-        ctx.info["neuron_backend"] = neurons.neuron_backend(snn)
+        ctx.info["neuron_backend"] = neurons.neuron_backend(snn, bf16=cfg.bf16)
         train, val, test = window_batches(cfg, ctx, window, stage="finetune", augment=cfg.augment)
         summary = fit(
             Stage(

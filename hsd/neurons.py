@@ -35,17 +35,22 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from importlib.metadata import version
 
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import base, functional, neuron, surrogate
 
+from hsd.kernels.cpu_scan import ScanParams, neuron_scan
+from hsd.kernels.qcfs import qcfs
 from hsd.registry import Registry
 
 __all__ = [
     "QCFS",
     "ConvertedIFNode",
+    "IFNeuron",
+    "LIFNeuron",
     "NEURONS",
     "SURROGATE_FORMS",
     "is_spiking_neuron",
@@ -63,29 +68,15 @@ SURROGATE_FORMS = ("normalized", "raw")  # of the converted IF neuron, see the m
 # --------------------------------------------------------------------------------------------
 
 
-class _FloorSTE(torch.autograd.Function):
-    """floor(x) forward, identity backward (straight-through). A Function rather than the
-    ``x + (floor(x) − x).detach()`` trick so the forward value is exactly floor(x) in float,
-    which the conversion-exactness test relies on."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return torch.floor(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad
-
-
 class QCFS(nn.Module):
     """Quantization-clip-floor-shift activation (Bu et al., ICLR 2022, "Optimal ANN-SNN
     conversion for high-accuracy and ultra-low-latency SNNs"):
 
         h(z) = λ · clip( floor(z·L/λ + φ) / L, 0, 1 ),   φ = ½,
 
-    computed as λ·floor_ste(clip(z/λ, 0, 1)·L + ½)/L (same forward values). Backward: straight-
-    through through the floor, autograd for the rest, hence ∂h/∂z = 1 for 0 < z/λ < 1 and 0
-    outside; ∂h/∂λ = h/λ − (z/λ)·1[0 < z/λ < 1] (= 1 above the window, 0 below).
+    computed as λ·floor(clip(z/λ, 0, 1)·L + ½)/L (same forward values) in one autograd node
+    (`hsd.kernels.qcfs`). Backward: straight-through through the floor, hence ∂h/∂z = 1 for
+    0 < z/λ < 1 and 0 outside; ∂h/∂λ = h/λ − (z/λ)·1[0 < z/λ < 1] (= 1 above the window, 0 below).
 
     ``lam`` is one trainable scalar per layer (``nn.Parameter`` named ``lam``); it becomes the
     threshold θ of the IF neuron after conversion. ``L`` is the quantization step (integer ≥ 1).
@@ -102,8 +93,7 @@ class QCFS(nn.Module):
         self.lam = nn.Parameter(torch.tensor(lam_f))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = torch.clamp(z / self.lam, 0.0, 1.0)
-        return _FloorSTE.apply(x * self.L + 0.5) / self.L * self.lam
+        return qcfs(z, self.lam, self.L)
 
     def extra_repr(self) -> str:
         return f"L={self.L}, lam={float(self.lam.detach()):.4g}"
@@ -136,15 +126,73 @@ def _check_threshold(v_threshold: object) -> float:
     return th
 
 
-class ConvertedIFNode(neuron.IFNode):
+# SpikingJelly's own path for every sequence, for comparing the two (e.g. `harness.bench`).
+CPU_SCAN_ENV = "HSD_CPU_SCAN"
+
+
+def cpu_scan_enabled() -> bool:
+    return os.environ.get(CPU_SCAN_ENV, "1") != "0"
+
+
+class _CPUScan:
+    """Mixin for SpikingJelly's IFNode/LIFNode: an fp32 sequence on a CPU runs
+    `hsd.kernels.cpu_scan` (same spikes, about half the neuron's time); anything else — a GPU,
+    bf16, another surrogate, ``store_v_seq`` — runs SpikingJelly's own kernels.
+    ``HSD_CPU_SCAN=0`` sends every sequence to SpikingJelly."""
+
+    def scan_params(self) -> ScanParams | None:
+        """The scan's description of this neuron, or None where the scan does not apply."""
+        sg = self.surrogate_function
+        if (
+            self.store_v_seq
+            or type(sg) is not surrogate.PiecewiseQuadratic
+            or not isinstance(sg.alpha, float | int)
+            or not isinstance(self.v_threshold, float | int)
+            or not cpu_scan_enabled()
+        ):
+            return None
+        tau = getattr(self, "tau", None)
+        if tau is not None and not isinstance(tau, float | int):
+            return None
+        return ScanParams(
+            threshold=float(self.v_threshold),
+            tau=None if tau is None else float(tau),
+            decay_input=bool(getattr(self, "decay_input", False)),
+            v_reset=None if self.v_reset is None else float(self.v_reset),
+            detach_reset=bool(self.detach_reset),
+            alpha=float(sg.alpha),
+        )
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
+        on_cpu = x_seq.device.type == "cpu" and x_seq.dtype == torch.float32 and not args
+        params = self.scan_params() if on_cpu else None
+        if params is None:
+            return super().multi_step_forward(x_seq, *args, **kwargs)
+        states = self.materialize_states((x_seq,), tuple(self._memories.values()), "m")
+        spikes, v = neuron_scan(x_seq, states[0], params)
+        self._memories["v"] = v
+        self.v_seq = None
+        return spikes
+
+
+class IFNeuron(_CPUScan, neuron.IFNode):
+    """SpikingJelly's IFNode, with the CPU scan for fp32 sequences on a CPU."""
+
+
+class LIFNeuron(_CPUScan, neuron.LIFNode):
+    """SpikingJelly's LIFNode, with the CPU scan for fp32 sequences on a CPU."""
+
+
+class ConvertedIFNode(IFNeuron):
     """IF neuron of a converted SNN: reset by subtraction, threshold θ, v0 = θ/2 at every
     sequence, output θ·s (spikes of amplitude θ; see the module docstring for why).
 
     ``surrogate`` ("normalized" | "raw", see the module docstring) picks the triangle's window:
     ±θ (the membrane normalised by θ, HSD Eq. 12, default) or ±1 (raw membrane, QCFS code); an
-    explicit ``surrogate_function`` overrides it. Subclasses SpikingJelly's IFNode without
-    touching its functional forward, so the fused ``if_multi_step`` path still runs; only the
-    initial state, the surrogate's width and the output scale change. ``reset()`` (hence
+    explicit ``surrogate_function`` overrides it. Subclasses SpikingJelly's IFNode (through
+    `IFNeuron`) without touching its functional forward, so the fused ``if_multi_step`` path still
+    runs on a GPU and the CPU scan on a CPU; only the initial state, the surrogate's width and the
+    output scale change. ``reset()`` (hence
     ``functional.reset_net``) restores v to θ/2.
     """
 
@@ -205,8 +253,8 @@ class ConvertedIFNode(neuron.IFNode):
 
 def _make_if(
     v_threshold: float = 1.0, surrogate_function=None, detach_reset: bool = False
-) -> neuron.IFNode:
-    return neuron.IFNode(
+) -> IFNeuron:
+    return IFNeuron(
         v_threshold=_check_threshold(v_threshold),
         v_reset=None,
         surrogate_function=surrogate_function or triangle(),
@@ -222,11 +270,11 @@ def _make_lif(
     surrogate_function=None,
     detach_reset: bool = False,
     decay_input: bool = False,
-) -> neuron.LIFNode:
+) -> LIFNeuron:
     decay = float(decay)
     if not 0.0 < decay < 1.0:
         raise ValueError(f"LIF decay must lie in (0, 1), got {decay!r}")
-    return neuron.LIFNode(
+    return LIFNeuron(
         tau=1.0 / (1.0 - decay),  # (1 − 1/τ) = decay
         decay_input=bool(decay_input),
         v_threshold=_check_threshold(v_threshold),
@@ -296,29 +344,45 @@ def _implementation(kind: str, device: torch.device) -> str:
         return f"unavailable({type(e).__name__})"
 
 
-def neuron_backend(module: nn.Module, device: torch.device | str | None = None) -> str:
-    """Which SpikingJelly implementation the spiking neurons in ``module`` run, for result rows,
-    e.g. ``"spikingjelly-2.0.0/if:torch-reference"`` on CPU or ``".../if:triton"`` on CUDA.
+def neuron_backend(
+    module: nn.Module, device: torch.device | str | None = None, *, bf16: bool = False
+) -> str:
+    """Which implementation the spiking neurons in ``module`` run, for result rows: the CPU scan
+    (``"hsd-cpu-scan/if,lif"``, fp32 on a CPU) or SpikingJelly's, e.g.
+    ``"spikingjelly-2.0.0/if:triton"`` on CUDA; both joined by ``+`` when a net mixes them.
 
-    ``device`` defaults to the device of the module's first parameter (CPU if none). A module
-    without spiking neurons (the QCFS ANN) gives ``"torch/qcfs"``.
+    ``device`` defaults to the device of the module's first parameter (CPU if none); ``bf16``
+    says the run autocasts to bf16 (which the scan leaves to SpikingJelly). A module without
+    spiking neurons (the QCFS ANN) gives ``"torch/qcfs"``.
     """
     if device is None:
         p = next(module.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
     device = torch.device(device)
+    scanned: set[str] = set()
     kinds: set[str] = set()
     for m in module.modules():
+        kind = None
         if isinstance(m, neuron.LIFNode):
-            kinds.add("lif")
+            kind = "lif"
         elif isinstance(m, neuron.IFNode):
-            kinds.add("if")
+            kind = "if"
         elif is_spiking_neuron(m):
             kinds.add(type(m).__name__)
-    if not kinds:
+            continue
+        if kind is None:
+            continue
+        on_scan = device.type == "cpu" and not bf16 and isinstance(m, _CPUScan)
+        (scanned if on_scan and m.scan_params() is not None else kinds).add(kind)
+    if not kinds and not scanned:
         return "torch/qcfs" if any(isinstance(m, QCFS) for m in module.modules()) else "torch"
     parts = []
-    for k in sorted(kinds):
-        impl = _implementation(k, device) if k in ("if", "lif") else "torch-reference"
-        parts.append(f"{k}:{impl}")
-    return f"spikingjelly-{SPIKINGJELLY_VERSION}/" + ",".join(parts)
+    if scanned:
+        parts.append("hsd-cpu-scan/" + ",".join(sorted(scanned)))
+    if kinds:
+        impls = [
+            f"{k}:{_implementation(k, device) if k in ('if', 'lif') else 'torch-reference'}"
+            for k in sorted(kinds)
+        ]
+        parts.append(f"spikingjelly-{SPIKINGJELLY_VERSION}/" + ",".join(impls))
+    return "+".join(parts)

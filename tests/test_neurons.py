@@ -5,6 +5,7 @@ import torch
 from spikingjelly.activation_based import functional
 
 from hsd.neurons import (
+    CPU_SCAN_ENV,
     NEURONS,
     QCFS,
     ConvertedIFNode,
@@ -30,6 +31,39 @@ def test_qcfs_gradient_straight_through_and_lambda_by_hand():
     assert torch.equal(z.grad, torch.tensor([0.0, 1, 1, 1, 1, 0]))
     # ∂h/∂λ = h/λ − (z/λ)·1[inside] = [0, −.05, .1, .12, 0, 1] → sum 1.17
     assert q.lam.grad.item() == pytest.approx(1.17, abs=1e-6)
+
+
+class _FloorSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+@pytest.mark.parametrize("L", [1, 4, 16])
+def test_qcfs_node_equals_autograd_of_the_composed_expression(L):
+    # the one-node kernel (hsd.kernels.qcfs) against autograd through the textbook expression,
+    # with values exactly at the clip's ends (no gradient there, as clamp's backward)
+    torch.manual_seed(L)
+    q = QCFS(L=L, lam=2.0)
+    z = (torch.randn(4, 8, 5, 5) * 3).requires_grad_()
+    with torch.no_grad():
+        z[0, 0, 0, :4] = torch.tensor([0.0, 2.0, -0.0, 1.0])
+    g = torch.randn_like(z)
+    h = q(z)
+    h.backward(g)
+    lam = q.lam.detach().clone().requires_grad_()
+    z_ref = z.detach().clone().requires_grad_()
+    x = torch.clamp(z_ref / lam, 0.0, 1.0)
+    h_ref = _FloorSTE.apply(x * L + 0.5) / L * lam
+    h_ref.backward(g)
+    assert torch.equal(h, h_ref)  # same operations in the same order
+    assert torch.equal(z.grad, z_ref.grad)
+    assert z.grad[0, 0, 0, :2].tolist() == [0.0, 0.0]
+    assert q.lam.grad.item() == pytest.approx(lam.grad.item(), rel=1e-5, abs=1e-5)
 
 
 @pytest.mark.parametrize("L", [0, -3, 1.5, True, "4"])
@@ -176,8 +210,12 @@ def test_every_kind_forward_backward_multistep(kind, kw):
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-def test_neuron_backend_names_spikingjelly_and_implementation():
-    assert neuron_backend(make_neuron("if")) == "spikingjelly-2.0.0/if:torch-reference"
+def test_neuron_backend_names_the_cpu_scan_or_spikingjelly_and_implementation(monkeypatch):
+    net = torch.nn.Sequential(make_neuron("lif"), make_neuron("if-converted", v_threshold=2.0))
+    assert neuron_backend(net) == "hsd-cpu-scan/if,lif"
+    # bf16 and the scan switched off both leave the neurons to SpikingJelly
+    assert neuron_backend(make_neuron("if"), bf16=True) == "spikingjelly-2.0.0/if:torch-reference"
+    monkeypatch.setenv(CPU_SCAN_ENV, "0")
     assert neuron_backend(make_neuron("lif")) == "spikingjelly-2.0.0/lif:torch-reference"
     assert neuron_backend(QCFS(4)) == "torch/qcfs"
 
