@@ -19,8 +19,9 @@ Operation counting (per sample, per time step, then cumulated over t):
   QCFS ANN every weighted layer is counted as MACs this way.
 - AC (accumulate) for every later conv/linear layer of an SNN: each non-zero input event
   triggers one accumulate per synapse it reaches, so ACs = Σ over non-zero inputs of their
-  fan-out (exact at borders: a conv of the event map with an all-ones kernel, the way
-  SpikingJelly's ``SynOpCounter`` counts spike-driven convolutions). θ-amplitude spikes of
+  fan-out (exact at borders: what a conv of the event map with an all-ones kernel sums, the way
+  SpikingJelly's ``SynOpCounter`` counts spike-driven convolutions; computed as the events at each
+  position, summed over channels, times that position's fan-out). θ-amplitude spikes of
   converted neurons count as events too (θ folds into the weights on hardware).
 - Average-pooled spikes (``OPS_CONVENTIONS``, recorded in every result row as
   ``ops_convention``): a pooled cell holding k spikes feeds the next layer k events, which is
@@ -102,17 +103,41 @@ def _dense_macs(module: nn.Module, out: torch.Tensor, n_rows: int) -> float:
     return out.numel() / n_rows * module.in_features
 
 
-def _event_acs(module: nn.Module, x: torch.Tensor, events: torch.Tensor | None = None):
+def _nonzero(x: torch.Tensor) -> torch.Tensor:
+    """1.0 where x ≠ 0, else 0.0, in x's dtype (two float passes: on a CPU faster than converting
+    the boolean ``x != 0``)."""
+    return torch.sign(x).abs_()
+
+
+def _coverage(module: nn.Conv2d, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """[H, W] float64: how many output positions of `module` each input position reaches (its
+    fan-out per output channel, fewer at the borders): the gradient of the sum of an all-ones
+    convolution with respect to its input."""
+    z = torch.zeros(1, 1, height, width, device=device, requires_grad=True)
+    ones = torch.ones(1, 1, *module.kernel_size, device=device)
+    with torch.enable_grad():
+        out = F.conv2d(z, ones, None, module.stride, module.padding, module.dilation)
+        (cover,) = torch.autograd.grad(out.sum(), z)
+    return cover[0, 0].double()
+
+
+def _event_acs(
+    module: nn.Module,
+    x: torch.Tensor,
+    events: torch.Tensor | None = None,
+    coverage: torch.Tensor | None = None,
+):
     """ACs per row: Σ over inputs of (events at that input) × fan-out, events = 1 per non-zero
     input unless an event map of x's shape is given (spikes per pooled cell). Returns [rows]
-    (float64)."""
-    nz = (x != 0).to(torch.float32) if events is None else events.reshape(x.shape).float()
+    (float64). A conv's fan-out is the same for every channel of a position: `coverage`
+    (`_coverage`) × output channels per group, so the events are summed over channels first."""
+    ev = _nonzero(x) if events is None else events.reshape(x.shape).float()
     if isinstance(module, nn.Linear):
-        return nz.flatten(1).sum(1).double() * module.out_features
-    g = module.groups
-    ones = torch.ones((g, module.in_channels // g, *module.kernel_size), device=x.device)
-    occupancy = F.conv2d(nz, ones, None, module.stride, module.padding, module.dilation, g)
-    return occupancy.flatten(1).sum(1).double() * (module.out_channels // g)
+        return ev.flatten(1).sum(1).double() * module.out_features
+    if coverage is None:
+        coverage = _coverage(module, x.shape[-2], x.shape[-1], x.device)
+    per_position = ev.sum(1).double()  # [rows, H, W]: events at each position, all channels
+    return (per_position * coverage).flatten(1).sum(1) * (module.out_channels // module.groups)
 
 
 class SpikeStats:
@@ -170,6 +195,7 @@ class SpikeStats:
         # per forward: {"mac": [T, N], "ac": [T, N]} operations of each sample at each step
         self._sample_ops: list[dict[str, np.ndarray]] = []
         self._pooled: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        self._coverage: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def __enter__(self) -> SpikeStats:
         self._handles.append(self.model.register_forward_pre_hook(self._on_input))
@@ -228,7 +254,7 @@ class SpikeStats:
         x = args[0].detach()
         with torch.no_grad():
             events = self._events_of(x)
-            events = (x != 0).float() if events is None else events.reshape(x.shape).float()
+            events = _nonzero(x) if events is None else events.reshape(x.shape).float()
             counts = F.avg_pool2d(
                 events,
                 module.kernel_size,
@@ -250,7 +276,11 @@ class SpikeStats:
                         (rows,), _dense_macs(module, out, rows), dtype=torch.float64
                     )
                 else:
-                    per_row = _event_acs(module, x.detach(), self._events_of(x))
+                    key = (name, x.shape[-2], x.shape[-1])
+                    if key not in self._coverage and isinstance(module, nn.Conv2d):
+                        self._coverage[key] = _coverage(module, *key[1:], x.device)
+                    events = self._events_of(x)  # before detach(): matched by the pooled tensor
+                    per_row = _event_acs(module, x.detach(), events, self._coverage.get(key))
             self._count(name, kind, per_row)
 
         return hook
@@ -276,7 +306,7 @@ class SpikeStats:
             with torch.no_grad():
                 s = out.detach()
                 self._neurons_per_sample[name] = s[0, 0].numel()
-                per_step = (s != 0).flatten(2).sum(2).sum(1).double().cpu().numpy()
+                per_step = _nonzero(s).flatten(2).sum(2).double().sum(1).cpu().numpy()
             self._add(self._spikes, name, per_step)
 
         return hook

@@ -12,6 +12,7 @@ from hsd.metrics import (
     E_AC_45NM,
     E_MAC_45NM,
     SpikeStats,
+    _event_acs,
     accuracy_per_t,
     count_parameters,
     energy_joules,
@@ -215,3 +216,38 @@ def test_vgg_layers_after_pools_count_more_per_spike_the_rest_the_same():
 def test_no_forward_is_an_error():
     with pytest.raises(RuntimeError, match="no forward pass"):
         SpikeStats(TwoLayer()).synaptic_ops()
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        nn.Conv2d(4, 6, (3, 5), padding=(0, 2), dilation=(2, 1)),
+        nn.Conv2d(4, 6, 3, padding=1, groups=2),
+    ],
+)
+def test_event_acs_equal_an_all_ones_convolution_of_the_events(conv):
+    # the counter sums events over channels and weights each position by its fan-out; the
+    # definition is the all-ones convolution of the event map (pooled counts, not only 0/1)
+    torch.manual_seed(0)
+    events = torch.randint(0, 5, (3, 4, 9, 11)).float() * (torch.rand(3, 4, 9, 11) < 0.4)
+    g = conv.groups
+    ones = torch.ones(g, conv.in_channels // g, *conv.kernel_size)
+    occupancy = torch.nn.functional.conv2d(
+        events, ones, None, conv.stride, conv.padding, conv.dilation, g
+    )
+    expected = occupancy.flatten(1).sum(1).double() * (conv.out_channels // g)
+    assert torch.equal(_event_acs(conv, events, events), expected)
+    assert torch.equal(
+        _event_acs(conv, events),
+        expected.new_tensor(
+            torch.nn.functional.conv2d(
+                (events != 0).float(), ones, None, conv.stride, conv.padding, conv.dilation, g
+            )
+            .flatten(1)
+            .sum(1)
+            .double()
+            * (conv.out_channels // g)
+        ),
+    )
