@@ -86,7 +86,10 @@ class Progress:
         have = self.done_cost.get(run_id, 0.0)
         amount = max(0.0, min(amount, self.cost.get(run_id, 0) - have))
         self.done_cost[run_id] = have + amount
-        self.bar.update(amount)
+        # set, not add: summed float increments could pass the total (tqdm then warns and shows a
+        # negative time left); the sum of what each trial has done never does
+        self.bar.n = min(self.bar.total, sum(self.done_cost.values()))
+        self.bar.refresh()
 
     def _show(self) -> None:
         running = " | ".join(list(self.running.values())[:2])

@@ -1,0 +1,28 @@
+"""The sweep's progress bar: weighted by trial cost, never past its total."""
+
+import warnings
+from types import SimpleNamespace
+
+from harness.executors import Progress
+
+
+def _trial(run_id, pre_epochs, epochs):
+    # cost = pre_epochs·2 + epochs·1 epoch-frames over pre_epochs + epochs epochs
+    cfg = SimpleNamespace(pre_epochs=pre_epochs, pre_frames=2, epochs=epochs, frames=3)
+    return SimpleNamespace(run_id=run_id, cfg=cfg)
+
+
+def test_progress_reaches_its_total_exactly_and_never_passes_it():
+    # costs split into thirds, sevenths, ...: float increments whose sum is not the total
+    trials = [_trial(f"r{i}", pre, ep) for i, (pre, ep) in enumerate([(1, 2), (3, 4), (5, 1)] * 20)]
+    p = Progress(trials, enabled=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm warns when n passes total
+        for t in trials:
+            for _ in range(t.cfg.pre_epochs + t.cfg.epochs + 1):  # one too many: capped
+                p.epoch(t.run_id, t.run_id)
+                assert p.bar.n <= p.bar.total
+        for t in trials:
+            p.finish(t.run_id)
+    assert p.bar.n == p.bar.total == 20 * (4 + 10 + 11)
+    assert p.finished == 60
