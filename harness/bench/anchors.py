@@ -23,9 +23,9 @@ IMPLS = (
 )
 DESCRIPTIONS = {
     "floor": "ANN floor: same convs + ReLU on T*N frames as one batch",
-    "ours-sj": "vgg_snn(neuron='if'), SpikingJelly IFNode, engine loss path",
+    "ours-sj": "vgg_snn(neuron='if') as trained: SpikingJelly IFNode (fp32 on a CPU: hsd CPU scan)",
     "ours-lean": "vgg_snn(neuron='if') with LeanIFNode (hsd.kernels), engine loss path",
-    "converted-sj": "ann_to_snn(QCFS VGG): ConvertedIFNode (θ=λ, v0=θ/2), engine loss path",
+    "converted-sj": "ann_to_snn(QCFS VGG): ConvertedIFNode (θ=λ, v0=θ/2) as trained",
     "converted-lean": "ann_to_snn(QCFS VGG) with LeanIFNode.converted, engine loss path",
     "anchor-sj": "anchor: nn.Sequential VGG, SpikingJelly multi-step IFNode",
     "anchor-loop": "anchor: Python loop over T, hand-written IF neuron",
@@ -76,15 +76,17 @@ class _SeqAnchor(nn.Module):
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        from spikingjelly.activation_based import layer
+        from spikingjelly.activation_based import layer, neuron
 
-        from hsd.neurons import make_neuron
+        from hsd.neurons import triangle
 
         mods: list[nn.Module] = []
         stateless: list[nn.Module] = []
         for m in net.features:
             if isinstance(m, nn.Identity):
-                mods += [layer.SeqToANNContainer(*stateless), make_neuron("if")]
+                # SpikingJelly's own IFNode (not hsd's subclass): its kernels on every device
+                sj_if = neuron.IFNode(v_reset=None, surrogate_function=triangle(), step_mode="m")
+                mods += [layer.SeqToANNContainer(*stateless), sj_if]
                 stateless = []
             else:
                 stateless.append(m)
