@@ -182,3 +182,21 @@ def test_neuron_options_and_custom_neuron_callable():
     m = snn5(num_classes=3, size=32, width=0.0625, neuron=custom)
     assert m.spiking and len(calls) == 6
     assert m(torch.rand(2, 1, 2, 32, 32)).shape == (2, 1, 3)
+
+
+def test_avgpool2x2_equals_the_pooling_kernel_forward_and_backward():
+    from hsd.models import AvgPool2x2
+
+    torch.manual_seed(0)
+    for shape in [(3, 4, 8, 6), (2, 5, 3, 4, 4), (2, 3, 5, 7)]:  # the last one odd: the kernel
+        x = torch.randn(*shape, requires_grad=True)
+        ref = x.detach().clone().requires_grad_()
+        out = AvgPool2x2()(x)
+        n = ref.shape[0] if ref.dim() == 4 else ref.shape[0] * ref.shape[1]
+        expected = torch.nn.functional.avg_pool2d(ref.reshape(n, *ref.shape[-3:]), 2)
+        expected = expected.reshape(*shape[:-2], *expected.shape[-2:])
+        assert torch.allclose(out, expected, atol=1e-6)
+        g = torch.randn_like(out)
+        out.backward(g)
+        expected.backward(g)
+        assert torch.allclose(x.grad, ref.grad, atol=1e-6)
