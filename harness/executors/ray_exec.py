@@ -33,8 +33,14 @@ from harness.trial import EnvironmentFailure, failure_row, record, run_trial
 
 # Environment a trial process needs to see the same methods, data and caches as the driver
 # (PYTHONPATH finds plugin methods; the data layer reads HSD_DATA_DIR and HSD_CACHE_DIR;
-# HSD_IF_SCAN_BACKEND picks the IF kernel).
-FORWARD_ENV = ("HSD_DATA_DIR", "HSD_CACHE_DIR", "HSD_IF_SCAN_BACKEND", "PYTHONPATH")
+# HSD_IF_SCAN_BACKEND picks the IF kernel, HSD_CPU_SCAN=0 the neurons of SpikingJelly on a CPU).
+FORWARD_ENV = (
+    "HSD_DATA_DIR",
+    "HSD_CACHE_DIR",
+    "HSD_IF_SCAN_BACKEND",
+    "HSD_CPU_SCAN",
+    "PYTHONPATH",
+)
 _STARTED_RAY = False
 
 # A cheap call every Ray GCS serves (gcs_service.proto); an empty request is a valid message.
