@@ -13,11 +13,10 @@ from pathlib import Path
 from harness import sweeps as S
 
 # Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
-# smoke profile: 42 runs of the default latency sweep (3 seeds; n-digits and HSD on sim-gestures)
-# summed 1033 s of run time for 2016 epoch-frames on the 2-core CPU VM, two trials at a time
-# (2026-11-30). --dry-run uses it until finished runs in the output folder give a better rate.
-# None for paper (GPU-dependent).
-SECONDS_PER_UNIT = {"smoke": 0.51, "paper": None}
+# smoke profile: the 54 runs of the default latency sweep (3 seeds) summed 937 s of run time for
+# 2778 epoch-frames on the 2-core CPU VM, two trials at a time (2026-11-30). --dry-run uses it
+# until finished runs in the output folder give a better rate. None for paper (GPU-dependent).
+SECONDS_PER_UNIT = {"smoke": 0.34, "paper": None}
 
 
 def print_dry_run(
