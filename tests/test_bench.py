@@ -103,6 +103,25 @@ def test_data_bench_runs_and_records_its_command(tmp_path, capsys):
     assert "integrate: ours" in capsys.readouterr().out
 
 
+def test_kernels_bench_times_both_sides_of_every_pair(tmp_path, capsys):
+    out = tmp_path / "k.json"
+    argv = ["kernels", "--quick", "--measures", "qcfs,neuron-eval", "--out", str(out)]
+    assert cli.main(argv) == 0
+    doc = json.loads(out.read_text())
+    assert [(r["measure"], r["net"]) for r in doc["results"]] == [
+        ("qcfs", "snn5-qcfs"),
+        ("qcfs", "vgg-qcfs"),
+        ("neuron-eval", "snn5-lif"),
+        ("neuron-eval", "snn5-if-converted"),
+        ("neuron-eval", "vgg-lif"),
+    ]
+    for r in doc["results"]:
+        assert len(r["rounds_ms"][r["plain"]]) == len(r["rounds_ms"][r["kernel"]]) == 2
+        assert r["speedup"] == pytest.approx(r["plain_ms"] / r["kernel_ms"], rel=0.01)
+    assert doc["command"] == "python -m harness.bench " + " ".join(argv)
+    assert doc["torch_threads"] == 1 and doc["versions"]["HSD_CPU_SCAN"] == "1"
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -113,6 +132,7 @@ def test_data_bench_runs_and_records_its_command(tmp_path, capsys):
         (["train", "--quick", "--device", "foo"], "unknown device 'foo'"),
         (["data", "--samples", "8", "--batch", "16"], "exceeds --samples"),
         (["data", "--events", "5", "--frames", "10"], "must be >= --frames"),
+        (["kernels", "--quick", "--measures", "pool,nope"], "unknown measure"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys, tmp_path):

@@ -3,8 +3,9 @@
     python -m harness.bench train   [--quick] [--out FILE] [--size S --width W --batch N --T T ...]
     python -m harness.bench packing [--quick] [--out FILE] [--trials 1,2,4] [--profiles smoke,paper]
     python -m harness.bench data    [--events 100000] [--frames 10] [--repeats 20] [--out FILE]
+    python -m harness.bench kernels [--quick] [--rounds 9] [--steps 3] [--measures qcfs,...]
 
-`train` and `packing` write JSON (``--out``; default ``results/bench/<cpu|gpu>-<command>-<date>.json``)
+`train`, `packing` and `kernels` write JSON (``--out``; default ``results/bench/<cpu|gpu>-<command>-<date>.json``)
 with the device, versions, exact command and every measured number; `data` writes it to --out.
 Bad arguments are reported on stderr with exit code 2. Nothing here imports Ray: the GPU machines
 may run this without it.
@@ -58,7 +59,7 @@ def _int_list(s: str) -> list[int]:
 
 _DESCRIPTION = (
     "Benchmarks: training step vs the ANN floor (train), trials per device (packing), "
-    "frame integration and cache reads (data)"
+    "frame integration and cache reads (data), CPU kernels vs the code they replace (kernels)"
 )
 
 
@@ -98,6 +99,13 @@ def parser() -> argparse.ArgumentParser:
     pk.add_argument("--profiles", default=None, help="smoke,paper (CPU default: smoke)")
     pk.add_argument("--impl", default="ours-lean", choices=IMPLS)
     pk.add_argument("--seconds", type=_positive(float), default=None, help="run time per trial")
+    kn = sub.add_parser("kernels", help="CPU kernels vs the plain code they replace")
+    kn.add_argument("--quick", action="store_true", help="2 rounds of 1 step (tests)")
+    kn.add_argument("--out", type=Path, help="JSON output (default results/bench/...)")
+    kn.add_argument("--rounds", type=_positive(int), default=9, help="alternating rounds")
+    kn.add_argument("--steps", type=_positive(int), default=3, help="timed steps per round")
+    kn.add_argument("--measures", default=None, help="comma list from qcfs,neuron-train,...")
+    kn.add_argument("--threads", type=_positive(int), default=1, help="torch CPU threads (1)")
     dt = sub.add_parser("data", help="frame integration and frame-cache read throughput")
     data_bench.add_arguments(dt)
     sub.add_parser("_worker").add_argument("spec")
@@ -175,6 +183,19 @@ def _packing(args, threads: int | None) -> dict:
     return report
 
 
+def _kernels(args, threads: int | None) -> dict:
+    from harness.bench.kernels import PAIRS, print_kernels, run_kernels
+
+    measures = args.measures.split(",") if args.measures else list(PAIRS)
+    bad = [m for m in measures if m not in PAIRS]
+    if bad:
+        raise BenchError(f"unknown measure(s) {bad}; valid: {', '.join(PAIRS)}")
+    rounds, steps = (2, 1) if args.quick else (args.rounds, args.steps)
+    report = run_kernels(rounds, steps, measures)
+    print_kernels(report)
+    return report
+
+
 def _provenance(argv: list[str]) -> dict:
     """What a result file records besides its numbers: command, host, date, thread count and the
     versions of everything the speed depends on (the lean IF neuron's backend included)."""
@@ -190,6 +211,7 @@ def _provenance(argv: list[str]) -> dict:
         | {
             "lean_if_triton": str(triton_available()),
             "HSD_IF_SCAN_BACKEND": os.environ.get("HSD_IF_SCAN_BACKEND", "auto"),
+            "HSD_CPU_SCAN": os.environ.get("HSD_CPU_SCAN", "1"),
             "git_commit": git_commit(),
         },
     }
@@ -209,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         threads = args.threads or (1 if args.quick else None)
         if threads:  # a 2-core CI box under load spends most of a tiny step in OpenMP barriers
             torch.set_num_threads(threads)
-        report = (_train if args.command == "train" else _packing)(args, threads)
+        run = {"train": _train, "packing": _packing, "kernels": _kernels}[args.command]
+        report = run(args, threads)
     except (BenchError, ConfigError) as e:  # ConfigError: a --device this machine cannot give
         print(f"harness.bench: error: {e}", file=sys.stderr)
         return 2

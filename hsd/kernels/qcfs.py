@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["qcfs"]
+__all__ = ["qcfs", "qcfs_reference"]
 
 
 class _QCFS(torch.autograd.Function):
@@ -51,3 +51,19 @@ class _QCFS(torch.autograd.Function):
 def qcfs(z: torch.Tensor, lam: torch.Tensor, L: int) -> torch.Tensor:
     """The QCFS activation of `z` with threshold `lam` (a scalar tensor) and quantization step `L`."""
     return _QCFS.apply(z, lam, L)
+
+
+class _FloorSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def qcfs_reference(z: torch.Tensor, lam: torch.Tensor, L: int) -> torch.Tensor:
+    """The same activation written as the textbook expression, differentiated by autograd (with
+    a straight-through floor): what `qcfs` is tested and benchmarked against."""
+    return _FloorSTE.apply(torch.clamp(z / lam, 0.0, 1.0) * L + 0.5) / L * lam
