@@ -154,8 +154,9 @@ def _activation(neuron: str | Callable[[], nn.Module], L: int, neuron_kw: dict |
 
 class AvgPool2x2(nn.AvgPool2d):
     """``nn.AvgPool2d(2)`` (2×2 windows, stride 2) as two strided additions: the same values up
-    to float rounding, and on a CPU about half the time of the pooling kernel, forward and
-    backward (SNN-5 training steps 10-13 % faster). Odd sizes fall back to the kernel."""
+    to float rounding, and on a CPU less time than the pooling kernel, forward and backward (SNN-5
+    training steps 1-11 % faster, `python -m harness.bench kernels`). Odd sizes fall back to the
+    kernel."""
 
     def __init__(self) -> None:
         super().__init__(2)
