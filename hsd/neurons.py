@@ -126,7 +126,8 @@ def _check_threshold(v_threshold: object) -> float:
     return th
 
 
-# SpikingJelly's own path for every sequence, for comparing the two (e.g. `harness.bench`).
+# HSD_CPU_SCAN=0 runs every sequence on SpikingJelly's own path (to compare the two, e.g. with
+# `python -m harness.bench kernels`).
 CPU_SCAN_ENV = "HSD_CPU_SCAN"
 
 
@@ -192,8 +193,7 @@ class ConvertedIFNode(IFNeuron):
     explicit ``surrogate_function`` overrides it. Subclasses SpikingJelly's IFNode (through
     `IFNeuron`) without touching its functional forward, so the fused ``if_multi_step`` path still
     runs on a GPU and the CPU scan on a CPU; only the initial state, the surrogate's width and the
-    output scale change. ``reset()`` (hence
-    ``functional.reset_net``) restores v to θ/2.
+    output scale change. ``reset()`` (hence ``functional.reset_net``) restores v to θ/2.
     """
 
     def __init__(
