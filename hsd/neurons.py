@@ -141,11 +141,14 @@ class _CPUScan:
     bf16, another surrogate, ``store_v_seq`` — runs SpikingJelly's own kernels.
     ``HSD_CPU_SCAN=0`` sends every sequence to SpikingJelly."""
 
-    def scan_params(self) -> ScanParams | None:
-        """The scan's description of this neuron, or None where the scan does not apply."""
+    def scan_params(self, device: torch.device, dtype: torch.dtype) -> ScanParams | None:
+        """The scan's description of this neuron for a sequence of `dtype` on `device`, or None
+        where SpikingJelly's own kernels run instead (the one place that decides)."""
         sg = self.surrogate_function
         if (
-            self.store_v_seq
+            device.type != "cpu"
+            or dtype != torch.float32
+            or self.store_v_seq
             or type(sg) is not surrogate.PiecewiseQuadratic
             or not isinstance(sg.alpha, float | int)
             or not isinstance(self.v_threshold, float | int)
@@ -165,8 +168,7 @@ class _CPUScan:
         )
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
-        on_cpu = x_seq.device.type == "cpu" and x_seq.dtype == torch.float32 and not args
-        params = self.scan_params() if on_cpu else None
+        params = None if args else self.scan_params(x_seq.device, x_seq.dtype)
         if params is None:
             return super().multi_step_forward(x_seq, *args, **kwargs)
         states = self.materialize_states((x_seq,), tuple(self._memories.values()), "m")
@@ -372,8 +374,9 @@ def neuron_backend(
             continue
         if kind is None:
             continue
-        on_scan = device.type == "cpu" and not bf16 and isinstance(m, _CPUScan)
-        (scanned if on_scan and m.scan_params() is not None else kinds).add(kind)
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        on_scan = isinstance(m, _CPUScan) and m.scan_params(device, dtype) is not None
+        (scanned if on_scan else kinds).add(kind)
     if not kinds and not scanned:
         return "torch/qcfs" if any(isinstance(m, QCFS) for m in module.modules()) else "torch"
     parts = []

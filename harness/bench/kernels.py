@@ -123,7 +123,7 @@ def _sides(measure: str, name: str) -> tuple[Step, Step, Callable, Callable]:
             _train_step(plain, x, y),
             _train_step(kernel, x, y),
             contextlib.nullcontext,
-            (contextlib.nullcontext),
+            contextlib.nullcontext,
         )
     net, x, y = _net(name)
     make = (
