@@ -23,8 +23,11 @@ MANIFEST = {"sweep": "latency", "args": {}}
 
 # A second driver: takes the lock, says so, then waits to be stopped (or ends as told).
 HOLDER = """
-import sys, time
+import signal, sys, time
 from harness.lock import SweepLock
+# Ctrl+C as in a terminal, even when the tests run with SIGINT ignored (a background job), which
+# a child inherits and which would make the SIGINT case wait forever
+signal.signal(signal.SIGINT, signal.default_int_handler)
 with SweepLock(sys.argv[1]):
     print("locked", flush=True)
     if sys.argv[2] == "raise":
