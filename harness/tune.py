@@ -116,11 +116,10 @@ def study_name(dataset: str, multi: bool) -> str:
 
 
 def _sampler(multi: bool, seed: int = 0):
-    import optuna
+    """TPE for one objective, NSGA-II for (accuracy, T), both picklable (`harness.samplers`)."""
+    from harness import samplers
 
-    return (
-        optuna.samplers.NSGAIISampler(seed=seed) if multi else optuna.samplers.TPESampler(seed=seed)
-    )
+    return samplers.NSGAII(seed=seed) if multi else samplers.TPE(seed=seed)
 
 
 def _recover_stale(study) -> list[dict]:
@@ -207,13 +206,27 @@ def _ray_trainable(config: dict, base: dict) -> None:
     tune.report({"val_acc": v, "T": float(trial.cfg.T), "rows_json": json.dumps(rows)})
 
 
+def ray_searcher(dataset: str, multi: bool, storage, *, seed: int, points: list[dict]):
+    """The `OptunaSearch` of one study; Ray Tune pickles it (sampler included) when it starts."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(
+        space=distributions(dataset, multi),
+        metric=["val_acc", "T"] if multi else "val_acc",
+        mode=["max", "min"] if multi else "max",
+        sampler=_sampler(multi, seed=seed),
+        storage=storage,
+        study_name=study_name(dataset, multi),
+        points_to_evaluate=points or None,
+    )
+
+
 def tune_ray(
     dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method, address, cpus, gpus
 ):
     """Ray Tune with `OptunaSearch`; the searcher (the only db writer) runs in this driver."""
     import optuna
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from harness.executors import ray_exec
 
@@ -226,15 +239,7 @@ def tune_ray(
     todo = max(0, n_trials - _finished_count(pre))
     if todo == 0:
         return pre
-    searcher = OptunaSearch(
-        space=distributions(dataset, multi),
-        metric=["val_acc", "T"] if multi else "val_acc",
-        mode=["max", "min"] if multi else "max",
-        sampler=_sampler(multi, seed=len(pre.trials)),
-        storage=storage,
-        study_name=name,
-        points_to_evaluate=stale or None,
-    )
+    searcher = ray_searcher(dataset, multi, storage, seed=len(pre.trials), points=stale)
     if gpus is None:
         import ray
 

@@ -91,6 +91,27 @@ def test_bad_tuning_requests_exit_2(data_env, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("multi", [False, True])
+def test_the_ray_searcher_pickles_and_its_sampler_still_samples(tmp_path, multi):
+    """Ray Tune pickles its searcher when a tuning starts; optuna 5.1's NSGA-II sampler holds a
+    thread lock that plain pickling refuses. The round trip must work and leave a working sampler."""
+    import pickle
+
+    from ray import cloudpickle
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = TU.ray_searcher("n-digits", multi, storage, seed=0, points=[])
+    cloudpickle.loads(cloudpickle.dumps(searcher))
+    sampler = pickle.loads(pickle.dumps(TU._sampler(multi, seed=0)))
+    directions = ["maximize", "minimize"] if multi else ["maximize"]
+    study = optuna.create_study(directions=directions, sampler=sampler)
+    dists = TU.distributions("n-digits", multi)
+    for _ in range(3):
+        t = study.ask(dists)
+        study.tell(t, [t.params["kd_lambda"], t.params["T"]] if multi else t.params["kd_lambda"])
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+
+
 @pytest.mark.slow
 def test_ray_multi_objective_tuning_with_nsga2(data_env, tmp_path):
     out = tmp_path / "mo"
