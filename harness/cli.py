@@ -130,8 +130,8 @@ def prepare_data(trials: list, root: str | None, cache_dir: str | None) -> None:
             ) from None
 
 
-def exec_options(args, out: Path):
-    """How trials run, from the run CLI's arguments."""
+def exec_options(args, out: Path, command: str | None = None):
+    """How trials run, from the run CLI's arguments (`command`: as typed, recorded in each row)."""
     from harness.executors import ExecOptions
 
     return ExecOptions(
@@ -143,4 +143,5 @@ def exec_options(args, out: Path):
         keep_checkpoints=args.keep_checkpoints,
         progress=not args.no_progress,
         threads=args.threads,
+        command=command,
     )

@@ -1,5 +1,7 @@
 """Provenance of a sweep folder: `COMMAND.txt`, one appended block per command that wrote there
-(the exact command line, machine, start/end, wall time, and whatever the caller adds)."""
+(the command as a user types it, machine, CPU and its ISA level, GPU, library versions,
+start/end, wall time, and whatever the caller adds). No absolute path of the machine that ran it
+is written: a reader needs the command, commit, versions and machine model, not its folders."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import datetime as _dt
 import os
 import platform
 import shlex
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,29 +20,51 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
+def typed_command(module: str, argv: Iterable[str]) -> str:
+    """The command as a user types it: ``python -m <module> <args>``, quoted so it can be pasted
+    back into a shell (never the interpreter's absolute path)."""
+    return shlex.join(["python", "-m", module, *[str(a) for a in argv]])
+
+
+def machine_lines() -> list[str]:
+    """``machine``, ``gpu`` and ``versions`` lines: what the numbers depend on besides the code."""
+    import torch
+
+    from hsd.device import RECORDED_LIBRARIES, cpu_model, gpu_driver, provenance
+
+    fields = provenance(torch.device("cpu"))
+    lines = [
+        f"machine: {cpu_model()} ({os.cpu_count()} cores; torch CPU kernels at "
+        f"{fields['cpu_isa']}), {platform.system()} {platform.machine()}, "
+        f"python {platform.python_version()}"
+    ]
+    if torch.cuda.is_available():
+        gpus = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+        lines.append(f"gpu: {', '.join(gpus)} (driver {gpu_driver()}, CUDA {torch.version.cuda})")
+    else:
+        lines.append("gpu: none")
+    libs = ", ".join(f"{d} {fields['ver_' + d]}" for d in RECORDED_LIBRARIES)
+    lines.append(f"versions: torch {torch.__version__}, {libs}")
+    return lines
+
+
 def write_provenance(
     out_dir: str | os.PathLike,
-    argv: Iterable[str],
+    command: str,
     extra: dict | None = None,
     *,
     start: float | None = None,
     end: float | None = None,
 ) -> Path:
-    """Append one block to `out_dir/COMMAND.txt`: the exact command line, machine, start/end, wall.
+    """Append one block to `out_dir/COMMAND.txt`: the command, machine, versions, start/end, wall.
 
-    `argv` is the full command (e.g. ``[sys.executable, "-m", "harness.run", *sys.argv[1:]]``),
-    quoted with `shlex` so it can be pasted back into a shell. `start`/`end` are `time.time()`
-    values; `extra` adds ``key: value`` lines (git commit, device, executor...). Blocks are appended,
-    so a resumed sweep keeps the history of every command that wrote to the folder. A folder that
-    cannot be written raises StoreError saying what is wrong and how to fix it.
+    `command` is the command as typed (`typed_command`). `start`/`end` are `time.time()` values;
+    `extra` adds ``key: value`` lines (git commit, executor...). Blocks are appended, so a resumed
+    sweep keeps the history of every command that wrote to the folder. A folder that cannot be
+    written raises StoreError saying what is wrong and how to fix it.
     """
     out = Path(out_dir)
-    lines = [
-        f"command: {shlex.join([str(a) for a in argv])}",
-        f"cwd: {os.getcwd()}",
-        f"machine: {socket.gethostname()} ({platform.platform()}, python {platform.python_version()}, "
-        f"{os.cpu_count()} cpus)",
-    ]
+    lines = [f"command: {command}", *machine_lines()]
     if start is not None:
         lines.append(f"start: {_iso(start)}")
     if end is not None:

@@ -376,7 +376,7 @@ def _main(argv: list[str]) -> int:
 
 def _run_locked(args, argv, start, trials, store, executor) -> int:
     """The part of a sweep that writes: under the folder's lock, every run not yet finished."""
-    from harness.provenance import write_provenance
+    from harness.provenance import typed_command, write_provenance
 
     out = store.out_dir
     finished = store.finished_run_ids()  # re-read under the lock
@@ -396,7 +396,7 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
         f"{len(todo)} to run -> {out}",
         file=sys.stderr,
     )
-    opts = exec_options(args, out)
+    opts = exec_options(args, out, typed_command("harness.run", argv))
     if todo and executor == "ray":
         from harness.executors import ray_exec
 
@@ -420,7 +420,7 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
 
     write_provenance(
         out,
-        [sys.executable, "-m", "harness.run", *argv],
+        typed_command("harness.run", argv),
         {
             "sweep": args.sweep,
             "executor": executor,

@@ -158,6 +158,8 @@ def drop_checkpoints(out_dir: str | Path, run_id: str) -> None:
 def record(trial_label: str, rows: list[dict], store, opts: ExecOptions, progress) -> str:
     """Store a finished trial's rows (one chunk), free its checkpoints when it succeeded, say why
     it did not, and advance the progress bar. Every executor and tuning go through here."""
+    if opts.command is not None:
+        rows = [{**r, "command": opts.command} for r in rows]
     store.append(rows)
     first = rows[0]
     status, run_id = first.get("status", "ok"), first["run_id"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -386,10 +385,10 @@ def _tune_locked(args, argv, store, probes, executor, method, datasets, T, start
     import time
 
     from harness.cli import exec_options
-    from harness.provenance import write_provenance
+    from harness.provenance import typed_command, write_provenance
 
     out = store.out_dir
-    opts = exec_options(args, out)
+    opts = exec_options(args, out, typed_command("harness.run", argv))
     result: dict[str, Any] = {"objective": OBJECTIVE, "best": {}, "pareto": {}}
     path = out / "best_params.json"
     if path.exists():
@@ -428,7 +427,7 @@ def _tune_locked(args, argv, store, probes, executor, method, datasets, T, start
             ray_exec.shutdown()
     write_provenance(
         out,
-        [sys.executable, "-m", "harness.run", *argv],
+        typed_command("harness.run", argv),
         {"mode": "tune", "executor": executor, "best": json.dumps(result["best"])},
         start=start,
         end=time.time(),

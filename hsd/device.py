@@ -47,17 +47,28 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, where `platform` often says "x86_64")."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return cpu
+
+
 def device_name(device: torch.device) -> str:
     """Human-readable name: the GPU model, or ``CPU <model> (<n> cores)``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()  # often just "x86_64" on Linux ...
-    with contextlib.suppress(OSError):  # ... where /proc/cpuinfo has the model name
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"CPU {cpu} ({os.cpu_count()} cores)"
+    return f"CPU {cpu_model()} ({os.cpu_count()} cores)"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def versions() -> dict[str, str]:
@@ -71,8 +82,45 @@ def versions() -> dict[str, str]:
         "cudnn": str(cudnn) if cudnn else "absent",
     }
     for dist in ("spikingjelly", "triton", "numpy"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "absent"
+        out[dist] = _version(dist)
     return out
+
+
+#: libraries whose versions every result row records (torch's is in the row's ``torch`` field)
+RECORDED_LIBRARIES = ("numpy", "scipy", "pandas", "spikingjelly", "tonic", "ray", "optuna")
+
+
+def gpu_driver() -> str:
+    """The NVIDIA driver version (nvidia-smi), or "unknown" where it cannot be asked."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else "unknown"
+
+
+def provenance(device: torch.device) -> dict[str, str]:
+    """What a result depends on besides its config, as flat row fields: the CPU model and the
+    instruction-set level torch's CPU kernels run (rows from different CPU types differ in their
+    last bits, which can change a short training's outcome), the library versions, and the GPU
+    model, driver and CUDA version when the run used a GPU."""
+    fields = {
+        "cpu": cpu_model(),
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+        "python": platform.python_version(),
+        **{f"ver_{dist}": _version(dist) for dist in RECORDED_LIBRARIES},
+    }
+    if device.type == "cuda":
+        fields |= {
+            "gpu": torch.cuda.get_device_name(device),
+            "gpu_driver": gpu_driver(),
+            "cuda": str(torch.version.cuda),
+        }
+    return fields

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from hsd.config import RunConfig
-from hsd.device import device_name, pick_device
+from hsd.device import device_name, pick_device, provenance
 from hsd.method import METHODS, EpochCallback, RunContext, resolve
 
 DEFAULT_THREADS = 1
@@ -79,7 +79,8 @@ def execute(
     """Run one config end to end; return one row per inference step t = 1..T.
 
     Each row holds the resolved config, the metrics at t, and the provenance (run id, git commit,
-    device, neuron backend, thread count, versions, wall time, peak memory). Divergence (NaN loss)
+    device, CPU model and ISA level, neuron backend, thread count, versions, wall time, peak
+    memory). Divergence (NaN loss)
     and out-of-memory are not caught here: the caller (the harness) records them as rows.
     `on_evaluation` receives the method's `hsd.engine.Evaluation` (its per-sample outcomes do not
     fit in rows; the harness stores them in a file of their own).
@@ -118,6 +119,7 @@ def execute(
         "device": device_name(dev),
         "threads": threads,
         "torch": torch.__version__,
+        **provenance(dev),
         "wall_s": round(wall, 3),
         "peak_mem_mb": peak_memory_mb(dev),
         **ctx.info,

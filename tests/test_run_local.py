@@ -25,7 +25,13 @@ def test_tiny_sweep_writes_one_row_per_t_and_provenance(data_env, tmp_path):
     assert {r["sweep"] for r in rows} == {"latency"} and {r["variant"] for r in rows} == {"fake"}
     assert all(r["status"] == "ok" and r["frames"] == 10 for r in rows)
     assert "epoch-frames" in cp.stderr and "trials 6/6" in cp.stderr  # the progress bar
-    assert "harness.run" in (out / "COMMAND.txt").read_text()
+    provenance = (out / "COMMAND.txt").read_text()
+    assert provenance.startswith("command: python -m harness.run --sweep ")
+    assert sys.executable not in provenance and "cwd:" not in provenance
+    # every row records the command as typed, the CPU and its ISA level, and the versions
+    assert {r["command"] for r in rows} == {provenance.splitlines()[0].removeprefix("command: ")}
+    for field in ("cpu", "cpu_isa", "torch", "ver_numpy", "ver_ray", "ver_optuna", "ver_tonic"):
+        assert all(r[field] for r in rows), field
     assert not any((out / "checkpoints").iterdir())  # finished runs' checkpoints are freed
     # Rerunning the same command runs nothing and adds no row.
     again = run_cli([*BASE, "--methods", "fake", "--T", "1,2,3", "--seeds", "2", "--out", out])

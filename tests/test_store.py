@@ -6,12 +6,14 @@ import json
 import math
 import multiprocessing as mp
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.provenance import write_provenance
+from harness.provenance import typed_command, write_provenance
 from harness.row_schema import row_problem, rows_problem
 from harness.store import (
     RESULTS_FILE,
@@ -291,16 +293,21 @@ def test_existing_requires_folder_and_store(tmp_path):
 def test_write_provenance_appends_blocks(tmp_path):
     write_provenance(
         tmp_path,
-        ["python", "-m", "harness.run", "--out", "a b"],
+        typed_command("harness.run", ["--out", Path("a b")]),
         {"git": "abc"},
         start=1000.0,
         end=1062.5,
     )
-    write_provenance(tmp_path, ["python", "again"])
+    write_provenance(tmp_path, "python again")
     text = (tmp_path / "COMMAND.txt").read_text()
     assert "command: python -m harness.run --out 'a b'\n" in text
-    assert "wall_s: 62.5" in text and "git: abc" in text and "machine: " in text
-    assert text.count("command: ") == 2
+    assert "wall_s: 62.5" in text and "git: abc" in text and text.count("command: ") == 2
+    # what a reader needs to reproduce: machine model with its ISA level, GPU, versions ...
+    assert "torch CPU kernels at " in text and "gpu: " in text
+    for lib in ("torch", "numpy", "spikingjelly", "tonic", "ray", "optuna", "scipy", "pandas"):
+        assert f"{lib} " in text.split("versions: ")[1].splitlines()[0], lib
+    # ... and no folder of the machine that wrote it
+    assert sys.executable not in text and os.getcwd() not in text and "cwd:" not in text
 
 
 def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
@@ -354,7 +361,7 @@ def test_out_under_a_regular_file(tmp_path):
     with pytest.raises(StoreError, match=rf"{tmp_path / 'f'} is a file, not a folder; choose"):
         ResultStore.open(out, MANIFEST)
     with pytest.raises(StoreError, match="cannot write the provenance file .* is a file, not a"):
-        write_provenance(out, ["python"])
+        write_provenance(out, "python")
     (tmp_path / "g").write_text("")  # the --out itself is a file
     with pytest.raises(StoreError, match="exists and is not a folder; choose another --out"):
         ResultStore.open(tmp_path / "g", MANIFEST)
@@ -365,7 +372,7 @@ def test_out_name_too_long(tmp_path):
     with pytest.raises(StoreError, match="the name is too long .* choose a shorter --out path"):
         ResultStore.open(out, MANIFEST)
     with pytest.raises(StoreError, match="the name is too long"):
-        write_provenance(out, ["python"])
+        write_provenance(out, "python")
 
 
 @needs_permissions

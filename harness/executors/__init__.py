@@ -28,6 +28,7 @@ class ExecOptions:
     keep_checkpoints: bool = False
     progress: bool = True
     threads: int = 1  # torch intra-op threads of each trial (recorded in its rows)
+    command: str | None = None  # the command as typed, recorded in every row
 
     def to_dict(self) -> dict:
         """Plain values, for a Ray worker."""
