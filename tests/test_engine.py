@@ -93,7 +93,10 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
     class Killed(Exception):
         pass
 
+    before = []
+
     def kill_after_epoch_2(stage, epoch, epochs, record):
+        before.append(dict(record))
         if epoch == 2:  # the checkpoint of epoch 2 is already on disk
             raise Killed
 
@@ -105,16 +108,22 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
             checkpoint_dir=tmp_path,
             on_epoch=kill_after_epoch_2,
         )
-    seen = []
+    seen, trained = [], []
     resumed = tiny_snn(seed=123)  # a fresh process would build a fresh model
+    stage = make_stage(resumed, 3)
+    batches = stage.train_batches
+    stage.train_batches = lambda e: trained.append(e) or batches(e)
     fit(
-        make_stage(resumed, 3),
+        stage,
         run_id="r",
         device=torch.device("cpu"),
         checkpoint_dir=tmp_path,
-        on_epoch=lambda s, e, n, rec: seen.append(e),
+        on_epoch=lambda s, e, n, rec: seen.append(rec),
     )
-    assert seen == [3]  # only the epoch that was lost is trained again
+    assert trained == [3]  # only the epoch that was lost is trained again
+    # ... but the callback sees the whole curve: epochs 1-2 replayed from the checkpoint as they
+    # were first reported, then epoch 3
+    assert seen[:2] == before and [r["epoch"] for r in seen] == [1, 2, 3]
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
