@@ -355,11 +355,15 @@ SERIES = ("x", "train_loss", "train_acc", "val_acc", "rate", "lowest")
 
 def _curve_series(curve: dict):
     """The records of every stage on one epoch axis (a stage starts after the epochs planned for
-    the ones before it): {series: array} over `SERIES` (rates: all spiking layers, and the
-    lowest layer), the stages as [(x where it starts, name)], and the x of the chosen epoch."""
+    the ones before it, lines break between stages): {series: array} over `SERIES` (rates: all
+    spiking layers, and the lowest layer), the stages as [(x where it starts, name)], and the x
+    of the chosen epoch."""
     cols: dict[str, list] = {k: [] for k in SERIES}
     stages, offset, chosen = [], 0, None
     for stage in curve["stages"]:
+        if stages:  # a gap: stages train different models on different losses
+            for key in SERIES:
+                cols[key].append(np.nan)
         stages.append((offset + 0.5, stage["name"]))
         for r in stage["records"]:
             rates = [v for v in (r["firing_rates"] or {}).values() if v is not None]
