@@ -4,11 +4,12 @@
 
 Writes ``OUTDIR/tables/<name>.{csv,md,tex}``, ``OUTDIR/plots/<name>.{png,svg,pdf}`` and one
 self-contained ``OUTDIR/report.html`` (tables, embedded plots, provenance), prints where they are,
-and prints Table 1 and the Figure-2 data as Markdown. The learning curves ``OUTDIR/curves/
-<run_id>.json`` (`harness.curves`) give the status table's flags and ``plots/curves-<dataset>.*``;
-a store without them reports every other output and says "no curve" in the flag columns. The early-exit tables and plots
-(`harness.early_exit`) come from the per-sample files ``OUTDIR/samples/<run_id>.npz``; a store
-without them gets every other output and a note saying so. Bad input (missing folder, no store,
+and prints Table 1 and the Figure-2 data as Markdown. The learning curves
+``OUTDIR/curves/<run_id>.json`` (`harness.curves`) give the status table's flags and
+``plots/curves-<dataset>.*``; a store without them gets every other output and "no curve" in the
+flag columns. The early-exit tables and plots (`harness.early_exit`) come from the per-sample
+files ``OUTDIR/samples/<run_id>.npz``; a store without them gets every other output and a note
+saying so. Bad input (missing folder, no store,
 a corrupted row) prints a message on stderr and exits with code 2; nothing is written then, because
 the whole store is read and every table built before the first file is written.
 """
