@@ -340,3 +340,12 @@ def test_a_real_training_leaves_a_complete_curve(data_env, tmp_path):
     assert chosen["stage"] == "finetune" and chosen["epoch"] == fine["chosen_epoch"]
     best = fine["records"][chosen["epoch"] - 1]["val_acc"]
     assert best == rows[0]["best_val_acc"] == max(r["val_acc"] for r in fine["records"])
+
+
+def test_a_broken_curve_file_stops_the_report_before_it_writes(tmp_path, capsys):
+    out = write_fixed_store(tmp_path / "sweep")
+    (out / "curves").mkdir()
+    (out / "curves" / "h5s0.json").write_text("{torn")
+    assert report_main([str(out)]) == 2
+    assert "h5s0.json: not a readable learning-curve file" in capsys.readouterr().err
+    assert not (out / "tables").exists() and not (out / "plots").exists()
