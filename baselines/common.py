@@ -102,19 +102,29 @@ def train_and_test(
     """Fit `model` on `window` (validation on the same window), then test on it.
 
     Records the neuron, its backend and the best validation accuracy in `ctx.info`, so they land
-    in every result row. `test_model` is what gets evaluated when `model` wraps extra trainable
-    parts (e.g. the feature-KD alignment conv).
+    in every result row. `test_model` is what gets evaluated (and whose outputs give the training
+    accuracy) when `model` wraps extra trainable parts (e.g. the feature-KD alignment conv).
     """
     train, val, test = window_batches(cfg, ctx, window, stage=stage, augment=cfg.augment)
+    net = test_model if test_model is not None else model
     summary = fit(
-        Stage(stage, model, optimizer, cfg.epochs, train, val, loss_fn=loss_fn, step_fn=step_fn),
+        Stage(
+            stage,
+            model,
+            optimizer,
+            cfg.epochs,
+            train,
+            val,
+            loss_fn=loss_fn,
+            step_fn=step_fn,
+            predictor=net,
+        ),
         run_id=cfg.run_id(),
         device=ctx.device,
         bf16=cfg.bf16,
         checkpoint_dir=ctx.checkpoint_dir,
         on_epoch=ctx.on_epoch,
     )
-    net = test_model if test_model is not None else model
     ctx.info["neuron"] = cfg.neuron
     ctx.info["neuron_backend"] = neurons.neuron_backend(net, bf16=cfg.bf16)
     ctx.info["best_val_acc"] = summary["best_val_acc"]

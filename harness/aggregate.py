@@ -33,7 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness import paper, stats
+from harness import curves, paper, stats
 from harness.row_schema import STATUSES
 from harness.store import CHUNK_COLUMN
 from harness.sweeps import SWEEPS, T_LISTS
@@ -43,6 +43,7 @@ VARIANT_ORDER: dict[str, tuple[str, ...]] = {n: s.order for n, s in SWEEPS.items
 LATENCY_ORDER = VARIANT_ORDER["latency"]
 TABLE1_T = T_LISTS["table1"]["paper"]  # Table 1's T per dataset (a smoke store has a subset)
 MISSING = "–"  # shown for an empty cell
+NO_CURVE_CELL = curves.NO_CURVE  # a flag cell of runs that kept no learning curve
 #: DataFrame.attrs keys: columns kept in CSV but left out of Markdown, and a note under the table
 CSV_ONLY = "csv_only"
 NOTES = "notes"
@@ -323,19 +324,78 @@ def table5(df: pd.DataFrame) -> pd.DataFrame:
     return _sort(out, ["dataset", "variant"])[cols]
 
 
+# -- learning-curve flags -----------------------------------------------------------------------
+#: columns `with_curve_flags` adds to the rows (per run, from its learning curve)
+CURVE_COLUMNS = ("curve", "flag_diverged", "flag_silent", "flag_detail")
+FLAG_COLUMNS = {"flag_diverged": "flag: diverged", "flag_silent": "flag: silent layer"}
+STATUS_NOTE = (
+    "Runs per status (each run once, under the first cell it serves). From each run's learning "
+    "curve (curves/<run_id>.json): 'flag: diverged' counts runs with a non-finite training loss or a "
+    "stage whose last training loss is above its first epoch's; 'flag: silent layer' counts "
+    f"runs with a spiking layer under {100 * curves.SILENT_RATE:g} % spikes per neuron and time "
+    "step at the chosen epoch (validation pass); 'no curve' counts runs without a curve file "
+    "(stores from before curves were kept), and a cell whose runs have none says so. The "
+    "curve_flags table names every flagged run."
+)
+
+
+def with_curve_flags(rows: pd.DataFrame, curves_by_run: dict[str, dict]) -> pd.DataFrame:
+    """`rows` with `CURVE_COLUMNS`: whether the run has a learning curve and its flags
+    (`harness.curves.flags`); runs without a curve get ``curve`` False and no flags."""
+    out = rows.copy()
+    if "run_id" not in out:
+        return out
+    flags = {rid: curves.flags(c) for rid, c in curves_by_run.items()}
+    ids = out["run_id"]
+    out["curve"] = ids.map(lambda r: r in flags).astype(bool)
+    out["flag_diverged"] = ids.map(lambda r: r in flags and flags[r].diverged).astype(bool)
+    out["flag_silent"] = ids.map(lambda r: r in flags and flags[r].silent).astype(bool)
+    out["flag_detail"] = ids.map(lambda r: flags[r].detail if r in flags else "")
+    return out
+
+
 def status_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs per status for each (sweep, dataset, variant); `total` counts distinct runs."""
+    """Runs per status for each (sweep, dataset, variant); `total` counts distinct runs. Then the
+    learning-curve flags of those runs (see `STATUS_NOTE`; rows without `CURVE_COLUMNS` count
+    as runs without a curve)."""
     keys = ["sweep", "dataset", "variant"]
+    flag_cols = ["no curve", *FLAG_COLUMNS.values()]
     if df.empty:
-        return pd.DataFrame(columns=[*keys, *STATUSES, "total"])
+        return pd.DataFrame(columns=[*keys, *STATUSES, "total", *flag_cols])
     runs = df.drop_duplicates("run_id")
     counts = runs.groupby([*keys, "status"], dropna=False).size().unstack("status", fill_value=0)
     extra = sorted(c for c in counts.columns if c not in STATUSES)
     counts = counts.reindex(columns=[*STATUSES, *extra], fill_value=0).astype(int)
     counts["total"] = counts.sum(axis=1)
+    flagged = runs.assign(
+        **{c: runs[c].fillna(False).astype(bool) if c in runs else False for c in CURVE_COLUMNS[:3]}
+    ).assign(no_curve=lambda r: ~r["curve"])
+    per_cell = flagged.groupby(keys, dropna=False)[["no_curve", *FLAG_COLUMNS]].sum().astype(int)
+    counts["no curve"] = per_cell["no_curve"]
+    for col, label in FLAG_COLUMNS.items():
+        # A cell none of whose runs has a curve cannot be flagged either way: it says so.
+        counts[label] = [
+            NO_CURVE_CELL if none == total else n
+            for n, none, total in zip(
+                per_cell[col], per_cell["no_curve"], counts["total"], strict=True
+            )
+        ]
     out = counts.reset_index()
     out.columns.name = None
-    return _sort(out, ["sweep", "dataset", "variant"])
+    out = _sort(out, ["sweep", "dataset", "variant"])
+    out.attrs[NOTES] = STATUS_NOTE
+    return out
+
+
+def curve_flags(df: pd.DataFrame) -> pd.DataFrame:
+    """One line per run flagged by its learning curve, with the reason (`harness.curves.flags`)."""
+    cols = ["sweep", "dataset", "variant", "T", "seed", "run_id", "status", "flags"]
+    if df.empty or "flag_detail" not in df:
+        return pd.DataFrame(columns=cols)
+    runs = df.drop_duplicates("run_id")
+    bad = runs[runs["flag_diverged"].fillna(False) | runs["flag_silent"].fillna(False)]
+    bad = bad.rename(columns={"flag_detail": "flags"})
+    return _sort(bad[cols], ["sweep", "dataset", "variant", "T", "seed"]) if len(bad) else bad[cols]
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,10 @@
 - `claims_table`: each of the paper's claims checked against the rows present;
 - `rank_stability`: how often halves of the seeds rank the methods alike.
 
+A decisive verdict of the first two also says whether it is firm: whether every
+leave-one-seed-out mean difference keeps the sign of the full one (`stats.loo_same_sign`, no
+extra training).
+
 Inputs are rows prepared by `harness.aggregate.prepare_rows`.
 """
 
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.aggregate import NOTES, _final_step, _sort, _sweep
+from harness.aggregate import MISSING, NOTES, _final_step, _sort, _sweep
 
 #: "low T" in the claims: the smallest T of each dataset's latency grid, plus every T up to this
 LOW_T_MAX = 2
@@ -25,8 +29,17 @@ PAIRED_NOTE = (
     "ok); interval as in the other tables (Student t below 30 pairs, bootstrap from 30). "
     "p_ttest_rel: scipy.stats.ttest_rel; p_wilcoxon: scipy.stats.wilcoxon (two-sided; with "
     "fewer than 6 pairs it cannot fall below 0.05). Verdict "
-    "from the interval: HSD better (above 0), HSD worse (below 0), else inconclusive."
+    "from the interval: HSD better (above 0), HSD worse (below 0), else inconclusive. firm: "
+    "for HSD better / worse, yes when every leave-one-seed-out mean difference has the sign of "
+    "the full one (no single seed decides the direction), else no; – for inconclusive."
 )
+
+
+def firmness(verdict_is_decisive: bool, res: stats.PairedResult) -> str:
+    """The "firm" column: yes / no for a decisive verdict (`stats.loo_same_sign`), else –."""
+    if not verdict_is_decisive:
+        return MISSING
+    return "yes" if res.loo_same_sign else "no"
 
 
 def _seed_scores(df: pd.DataFrame, sweep: str) -> pd.DataFrame:
@@ -65,12 +78,14 @@ def paired_table(df: pd.DataFrame) -> pd.DataFrame:
     Columns: ``diff_mean`` (HSD − baseline, points), ``ci_low``/``ci_high`` (95 % interval of the
     mean difference, `stats.mean_ci`), ``n`` pairs, ``p_ttest_rel`` (`scipy.stats.ttest_rel`),
     ``p_wilcoxon`` (`scipy.stats.wilcoxon`), ``verdict`` (HSD better / HSD worse /
-    inconclusive, from the interval), and ``unpaired`` (seeds ok for only one of the two).
+    inconclusive, from the interval), ``firm`` (`firmness`), and ``unpaired`` (seeds ok for only
+    one of the two).
     ``hsd_mean`` and ``baseline_mean`` are over every ok seed of each, paired or not.
     """
     cols = [
         "dataset", "T", "baseline", "n", "hsd_mean", "baseline_mean", "diff_mean",
-        "ci_low", "ci_high", "ci_method", "p_ttest_rel", "p_wilcoxon", "verdict", "unpaired",
+        "ci_low", "ci_high", "ci_method", "p_ttest_rel", "p_wilcoxon", "verdict", "firm",
+        "unpaired",
     ]  # fmt: skip
     scores = _seed_scores(df, "latency")
     if scores.empty or REFERENCE not in scores:
@@ -88,6 +103,7 @@ def paired_table(df: pd.DataFrame) -> pd.DataFrame:
                 continue  # the baseline did not run ok at this (dataset, T)
             res, unpaired = _pair(scores, (dataset, T), REFERENCE, b)
             iv = res.diff
+            verdict = stats.interval_verdict(iv)
             records.append(
                 (
                     dataset,
@@ -102,7 +118,8 @@ def paired_table(df: pd.DataFrame) -> pd.DataFrame:
                     iv.method,
                     res.p_ttest,
                     res.p_wilcoxon,
-                    verdicts[stats.interval_verdict(iv)],
+                    verdicts[verdict],
+                    firmness(verdict != "covers zero", res),
                     unpaired,
                 )
             )
@@ -150,6 +167,8 @@ CLAIMS_NOTE = (
     "(scipy.stats.ttest_rel). supported: interval above 0; not supported: interval below 0 "
     "(the opposite effect); inconclusive: the interval covers 0 or there is one pair; not run: "
     "the rows are not in the store; no paired ok runs: both sides ran but no seed is ok on both. "
+    "firm: for supported / not supported, yes when every leave-one-seed-out mean difference has "
+    "the sign of the full one (no single seed decides the verdict), else no; – otherwise. "
     f"Low T = the smallest T at which both sides ran on a dataset, plus any such T ≤ {LOW_T_MAX}."
 )
 
@@ -192,7 +211,7 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
     """
     cols = [
         "claim", "sweep", "dataset", "T", "comparison", "n", "effect", "ci_low", "ci_high",
-        "ci_method", "p_ttest_rel", "verdict",
+        "ci_method", "p_ttest_rel", "verdict", "firm",
     ]  # fmt: skip
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -214,17 +233,18 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
             for Ta, Tb in _claim_settings(claim, grid):
                 head = (claim.text, claim.sweep, d, min(Ta, Tb), _comparison(claim, Ta, Tb))
                 if (claim.a, Ta) not in ran or (claim.b, Tb) not in ran:
-                    rows.append((*head, 0, np.nan, np.nan, np.nan, "", np.nan, "not run"))
+                    rows.append((*head, 0, np.nan, np.nan, np.nan, "", np.nan, "not run", MISSING))
                     continue
                 res, _ = _pair(scores, (d, Ta), claim.a, claim.b, key_b=(d, Tb))
                 iv = res.diff
                 verdict = _claim_verdict(iv) if iv.n else "no paired ok runs"
+                firm = firmness(verdict in ("supported", "not supported"), res)
                 rows.append(
-                    (*head, iv.n, iv.mean, iv.low, iv.high, iv.method, res.p_ttest, verdict)
+                    (*head, iv.n, iv.mean, iv.low, iv.high, iv.method, res.p_ttest, verdict, firm)
                 )
         if not rows:
             head = (claim.text, claim.sweep, None, pd.NA, _comparison(claim))
-            rows.append((*head, 0, np.nan, np.nan, np.nan, "", np.nan, "not run"))
+            rows.append((*head, 0, np.nan, np.nan, np.nan, "", np.nan, "not run", MISSING))
         records += rows
     out = pd.DataFrame(records, columns=cols)
     out["T"] = out["T"].astype("Int64")

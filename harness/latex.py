@@ -49,6 +49,7 @@ TITLES = {
     ),
     "status": "Runs per status",
     "failures": "Runs that did not finish",
+    "curve_flags": "Runs flagged by their learning curves",
 }
 #: what "±" means in each table of the report (tables not listed say nothing)
 INTERVALS = {

@@ -15,15 +15,19 @@ over seeds (`harness.stats.mean_ci`); a point from one seed has none.
   accuracy versus mean exit step and versus mean stream fraction at exit, a curve over thresholds
   per method (its model trained at the largest T), 95 % CI over seeds, and the Pareto frontier
   over every method, T and threshold.
+- `plot_curves`: learning curves per dataset (`harness.curves`), a row per configuration, seeds
+  overlaid, the chosen epoch marked.
 
 Panels of simulated datasets say so in their titles. Every plot is saved as PNG, SVG and PDF.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never needs a display
 
@@ -324,8 +328,128 @@ def plot_early_exit(ee: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
-    """Every plot whose data is present in `tables` (from `harness.tables.build_tables`)."""
+def _curve_label(curve: dict) -> tuple[tuple, str]:
+    """(sort key, label) of a curve's configuration: the variants it serves and its T."""
+    cfg = curve["config"]
+    variants = list(dict.fromkeys(c[1] for c in curve.get("cells") or [])) or [cfg.get("method")]
+    rank = min(LATENCY_ORDER.index(v) if v in LATENCY_ORDER else 99 for v in variants)
+    label = f"{' = '.join(map(str, variants))}, T={cfg.get('T')}"
+    return (rank, str(variants[0]), cfg.get("T") or 0), label
+
+
+def _curve_groups(curves: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(label, curves) per configuration (every config field but the seed), seeds sorted."""
+    groups: dict[str, list[dict]] = {}
+    for c in curves:
+        config = {k: v for k, v in c["config"].items() if k != "seed"}
+        groups.setdefault(json.dumps(config, sort_keys=True, default=str), []).append(c)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda c: c["config"].get("seed") or 0)
+        out.append((*_curve_label(members[0]), members))
+    return [(label, members) for _, label, members in sorted(out, key=lambda g: g[0])]
+
+
+SERIES = ("x", "train_loss", "train_acc", "val_acc", "rate", "lowest")
+
+
+def _curve_series(curve: dict):
+    """The records of every stage on one epoch axis (a stage starts after the epochs planned for
+    the ones before it, lines break between stages): {series: array} over `SERIES` (rates: all
+    spiking layers, and the lowest layer), the stages as [(x where it starts, name)], and the x
+    of the chosen epoch."""
+    cols: dict[str, list] = {k: [] for k in SERIES}
+    stages, offset, chosen = [], 0, None
+    for stage in curve["stages"]:
+        if stages:  # a gap: stages train different models on different losses
+            for key in SERIES:
+                cols[key].append(np.nan)
+        stages.append((offset + 0.5, stage["name"]))
+        for r in stage["records"]:
+            rates = [v for v in (r["firing_rates"] or {}).values() if v is not None]
+            values = (
+                offset + r["epoch"],
+                r["train_loss"],
+                r["train_acc"],
+                r["val_acc"],
+                r["firing_rate"],
+                min(rates) if rates else None,
+            )
+            for key, value in zip(SERIES, values, strict=True):
+                cols[key].append(np.nan if value is None else float(value))
+        if (curve.get("chosen") or {}).get("stage") == stage["name"]:
+            chosen = offset + curve["chosen"]["epoch"]
+        offset += stage["epochs"] or len(stage["records"])
+    return {k: np.asarray(v, dtype=float) for k, v in cols.items()}, stages, chosen
+
+
+def _curve_row(row, label: str, members: list[dict], colors: dict) -> None:
+    """One configuration: loss, accuracy and firing-rate panels, a line per seed."""
+    from harness.curves import SILENT_RATE
+
+    stages, spikes = [], False
+    for c in members:
+        seed = c["config"].get("seed") or 0
+        color = colors[seed]
+        v, stages, chosen = _curve_series(c)
+        row[0].plot(v["x"], v["train_loss"], color=color, marker=".", label=f"seed {seed}")
+        row[1].plot(v["x"], 100 * v["val_acc"], color=color, marker=".")
+        row[1].plot(v["x"], 100 * v["train_acc"], color=color, ls="--", alpha=0.6)
+        row[2].plot(v["x"], 100 * v["rate"], color=color, marker=".")
+        row[2].plot(v["x"], 100 * v["lowest"], color=color, ls=":")
+        spikes |= bool((np.nan_to_num(v["rate"]) > 0).any())
+        if chosen is not None:
+            at = v["x"] == chosen
+            row[1].plot(v["x"][at], 100 * v["val_acc"][at], "*", color=color, ms=12)
+            for ax in row:
+                ax.axvline(chosen, color=color, ls=":", lw=0.8)
+    for ax in row:
+        for i, (x, name) in enumerate(stages):
+            if i:
+                ax.axvline(x, color="grey", lw=0.8)
+            ax.annotate(
+                f" {name}", (x + 0.5, 1), xycoords=("data", "axes fraction"), fontsize=6, va="top"
+            )
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    row[0].set_title(f"{label}: training loss", fontsize=8)
+    row[1].set_title("accuracy (%): validation solid, training dashed", fontsize=8)
+    row[2].set_title("spikes / neuron / step (%, validation): all, lowest layer", fontsize=8)
+    if spikes:
+        row[2].axhline(100 * SILENT_RATE, color="grey", ls="--", lw=0.8)  # silent below it
+        row[2].set_yscale("log")
+    row[0].legend(fontsize=6)
+
+
+def plot_curves(curves: dict[str, dict], out_dir: str | Path) -> list[Path]:
+    """Learning curves per dataset (`harness.curves`): a row per configuration, seeds overlaid;
+    training loss, accuracy (validation solid, training dashed) and spikes per neuron and step
+    on the validation pass (all spiking layers solid, the lowest layer dotted, the silent-layer
+    threshold dashed grey), stages one after another on the epoch axis, the chosen epoch starred
+    and dotted. Writes ``curves-<dataset>.{png,svg,pdf}``; nothing without curves."""
+    by_dataset: dict[str, list[dict]] = {}
+    for c in curves.values():
+        by_dataset.setdefault(str(c["config"].get("dataset")), []).append(c)
+    paths: list[Path] = []
+    for dataset in _datasets(pd.DataFrame({"dataset": list(by_dataset)})):
+        groups = _curve_groups(by_dataset[dataset])
+        seeds = sorted({c["config"].get("seed") or 0 for c in by_dataset[dataset]})
+        colors = dict(zip(seeds, sns.color_palette("tab10", n_colors=len(seeds)), strict=False))
+        fig, axes = plt.subplots(
+            len(groups), 3, figsize=(13, 2.6 * len(groups) + 1), squeeze=False, sharex="row"
+        )
+        fig.suptitle(f"Learning curves: {panel_title(dataset)}\n(seeds overlaid; ★ chosen epoch)")
+        for row, (label, members) in zip(axes, groups, strict=True):
+            _curve_row(row, label, members, colors)
+        paths += _save(fig, Path(out_dir), f"curves-{dataset}")
+    return paths
+
+
+def write_plots(
+    tables: dict[str, pd.DataFrame], out_dir: str | Path, curves: dict[str, dict] | None = None
+) -> list[Path]:
+    """Every plot whose data is present in `tables` (from `harness.tables.build_tables`), and
+    the learning curves when `curves` (run id -> `harness.curves` curve) holds any."""
     sns.set_theme(style="whitegrid", context="paper")
     paths: list[Path] = []
     paths += plot_figure2(tables["figure2_data"], out_dir)
@@ -336,4 +460,6 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Pa
         paths += plot_paired(tables["paired"], out_dir)
     if "early_exit" in tables:
         paths += plot_early_exit(tables["early_exit"], out_dir)
+    if curves:
+        paths += plot_curves(curves, out_dir)
     return paths

@@ -4,11 +4,14 @@
 
 Writes ``OUTDIR/tables/<name>.{csv,md,tex}``, ``OUTDIR/plots/<name>.{png,svg,pdf}`` and one
 self-contained ``OUTDIR/report.html`` (tables, embedded plots, provenance), prints where they are,
-and prints Table 1 and the Figure-2 data as Markdown. The early-exit tables and plots
-(`harness.early_exit`) come from the per-sample files ``OUTDIR/samples/<run_id>.npz``; a store
-without them gets every other output and a note saying so. Bad input (missing folder, no store,
-a corrupted row) prints a message on stderr and exits with code 2; nothing is written then, because
-the whole store is read and every table built before the first file is written.
+and prints Table 1 and the Figure-2 data as Markdown. The learning curves
+``OUTDIR/curves/<run_id>.json`` (`harness.curves`) give the status table's flags and
+``plots/curves-<dataset>.*``; a store without them gets every other output and "no curve" in the
+flag columns. The early-exit tables and plots (`harness.early_exit`) come from the per-sample
+files ``OUTDIR/samples/<run_id>.npz``; a store without them gets every other output and a note
+saying so. Bad input (missing folder, no store, a corrupted row or curve file) prints a message on
+stderr and exits with code 2; nothing is written then, because the whole store and every curve
+are read and every table built before the first file is written.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from harness import aggregate, early_exit, html_report, latex
+from harness import aggregate, curves, early_exit, html_report, latex
 from harness.store import ResultStore, StoreError, TornTailWarning
 from harness.tables import build_tables, to_markdown, write_tables
 
@@ -35,8 +38,10 @@ def build_report(out_dir: str | Path, *, plots: bool = True, notes: list[str] | 
     rows = store.rows()
     if rows.empty:
         raise StoreError(f"{store.path} holds no complete rows yet; nothing to report")
-    tables = build_tables(rows)  # validates everything before any file is written
     out = Path(out_dir)
+    learning = curves.load_all(out, rows["run_id"].dropna().unique())
+    rows = aggregate.with_curve_flags(rows, learning)
+    tables = build_tables(rows)  # validates everything before any file is written
     prepared = aggregate.prepare_rows(rows)
     ee_tables, ee_notes = early_exit.tables(out, prepared)
     if notes is not None:
@@ -55,7 +60,7 @@ def build_report(out_dir: str | Path, *, plots: bool = True, notes: list[str] | 
     if plots:
         from harness import plots as plotting  # matplotlib only when plotting
 
-        plot_files = plotting.write_plots(tables, out / "plots")
+        plot_files = plotting.write_plots(tables, out / "plots", curves=learning)
     html_report.write_html(out, tables, plots=plot_files, notes=ee_notes, rows=prepared)
     return tables, table_files, plot_files
 

@@ -90,11 +90,13 @@ def mean_ci(values, level: float = CI_LEVEL) -> Interval:
 
 @dataclass(frozen=True)
 class PairedResult:
-    """``a − b`` over matched pairs: the interval of the mean difference and two p-values."""
+    """``a − b`` over matched pairs: the interval of the mean difference, two p-values, and
+    whether every leave-one-pair-out mean keeps the sign of the full mean (`loo_same_sign`)."""
 
     diff: Interval
     p_ttest: float  # scipy.stats.ttest_rel, two-sided
     p_wilcoxon: float  # scipy.stats.wilcoxon, two-sided, zero differences dropped
+    loo_same_sign: bool = False
 
     @property
     def n(self) -> int:
@@ -123,7 +125,30 @@ def paired_difference(a, b, level: float = CI_LEVEL) -> PairedResult:
                 p_t = float(sps.ttest_rel(a, b).pvalue)
             if np.any(d != 0):
                 p_w = float(sps.wilcoxon(d).pvalue)
-    return PairedResult(mean_ci(d, level), p_t, p_w)
+    return PairedResult(mean_ci(d, level), p_t, p_w, loo_same_sign(d))
+
+
+def leave_one_out_means(values) -> np.ndarray:
+    """The mean of `values` without each one in turn (NaNs dropped first); empty below 2."""
+    x = _clean(values)
+    if len(x) < 2:
+        return np.array([])
+    return (x.sum() - x) / (len(x) - 1)
+
+
+def loo_same_sign(values) -> bool:
+    """True when the mean of `values` is non-zero and every leave-one-out mean has its sign:
+    no single seed decides the direction of the effect. False for fewer than 2 values.
+
+    A Student-t interval (`mean_ci` below 30 values) that excludes zero implies it: if leaving
+    out x_i flips the mean m, then x_i ≥ n·m, so s ≥ √(n−1)·m and the half-width
+    t·s/√n ≥ t·√((n−1)/n)·m > m. The "firm" column states the property; it cannot disagree
+    with such an interval."""
+    x = _clean(values)
+    loo = leave_one_out_means(x)
+    if not len(loo) or x.mean() == 0:
+        return False
+    return bool((np.sign(loo) == np.sign(x.mean())).all())
 
 
 def interval_verdict(iv: Interval) -> str:

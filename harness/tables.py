@@ -18,6 +18,7 @@ from harness.aggregate import (
     MISSING,
     NOTES,
     any_t_data,
+    curve_flags,
     energy_frame,
     failures,
     figure2_data,
@@ -52,11 +53,14 @@ TABLES = {
     "rank_stability": rank_stability,
     "status": status_table,
     "failures": failures,
+    "curve_flags": curve_flags,
 }
 
 
 def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Every table from stored rows (`ResultStore.rows()`), by name; empty ones included."""
+    """Every table from stored rows (`ResultStore.rows()`, with the learning-curve flags of
+    `harness.aggregate.with_curve_flags` when the report found curves), by name; empty ones
+    included."""
     df = prepare_rows(rows)
     return {name: fn(df) for name, fn in TABLES.items()}
 

@@ -11,7 +11,10 @@ stored as a single row with t = T, acc = NaN and a status from the shared vocabu
 Only ``failed`` is retried (`retries` times): OOM and divergence are deterministic for a seeded
 config. A retry reuses the trial's checkpoint folder, so it resumes after the last finished epoch.
 A finished run also leaves its per-sample outcomes (test and validation) in
-``<out_dir>/samples/<run_id>.npz`` (`harness.samples`), the data of the early-exit analysis.
+``<out_dir>/samples/<run_id>.npz`` (`harness.samples`), the data of the early-exit analysis, and
+every run, finished or not, its learning curve in ``<out_dir>/curves/<run_id>.json``
+(`harness.curves`), rewritten after each epoch (a resumed run gets its earlier epochs back from
+its checkpoints) and marked where the loss became non-finite.
 
 A failure of the *environment* (a device that does not exist, missing data, an unusable config) is
 not a result: `run_trial` raises `EnvironmentFailure`, the sweep stops with exit code 2, no row is
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import samples
+from harness import curves, samples
 from harness.executors import ExecOptions
 from harness.sweeps import Trial
 
@@ -101,6 +104,7 @@ def run_trial(
     while True:
         attempt += 1
         evaluations: list = []
+        curve = CurveKeeper(opts.out_dir, trial)  # each attempt replays its checkpoints' epochs
         try:
             rows = execute(
                 trial.cfg,
@@ -108,7 +112,7 @@ def run_trial(
                 cache_dir=opts.cache_dir,
                 device=opts.device,
                 checkpoint_dir=ckpt,
-                on_epoch=on_epoch,
+                on_epoch=curve.chain(on_epoch),
                 threads=opts.threads,
                 on_evaluation=evaluations.append,
             )
@@ -116,6 +120,8 @@ def run_trial(
             status = classify(err)
             if status == "environment":
                 raise EnvironmentFailure(f"{trial.label()}: {err}") from err
+            if status == "diverged":
+                curve.diverged(err)
             if status == "failed" and attempt <= opts.retries:
                 if on_retry is not None:
                     on_retry(attempt, err)
@@ -128,6 +134,49 @@ def run_trial(
         if evaluations:
             save_samples(opts.out_dir, rows, evaluations[-1])
         return [{**r, **trial.row_fields(), "attempts": attempt} for r in rows]
+
+
+class CurveKeeper:
+    """The run's learning-curve file (`harness.curves.CurveWriter`) behind the epoch callback. A
+    full disk costs the curve of this run, never the run: the first failed write warns once and
+    the run goes on without its curve."""
+
+    def __init__(self, out_dir: str | Path, trial: Trial) -> None:
+        self.writer = curves.CurveWriter(
+            curves.curve_path(out_dir, trial.run_id),
+            trial.run_id,
+            trial.cfg.to_dict(),
+            trial.cells,
+        )
+        self.broken = False
+
+    def _guard(self, write, *args) -> None:
+        if self.broken:
+            return
+        try:
+            write(*args)
+        except OSError as err:
+            self.broken = True
+            warnings.warn(
+                f"learning curve of run {self.writer.curve['run_id']} not saved: {err}",
+                stacklevel=3,
+            )
+
+    def chain(self, on_epoch):
+        """An epoch callback that records the epoch, then calls `on_epoch` (if any)."""
+
+        def callback(stage, epoch, epochs, record):
+            self._guard(self.writer, stage, epoch, epochs, record)
+            if on_epoch is not None:
+                on_epoch(stage, epoch, epochs, record)
+
+        return callback
+
+    def diverged(self, err: BaseException) -> None:
+        loss = getattr(err, "loss", float("nan"))
+        self._guard(
+            self.writer.diverged, getattr(err, "stage", None), getattr(err, "epoch", None), loss
+        )
 
 
 def save_samples(out_dir: str | Path, rows: list[dict[str, Any]], evaluation) -> Path | None:

@@ -7,7 +7,8 @@
   its confidence and its operations (`SampleRecord`, on test and optionally validation: the data
   an early-exit rule needs).
 - `fit`: epochs of one training stage with the paper's cosine schedule, a checkpoint each epoch
-  (resumed transparently), and model selection on the validation split — never on test.
+  (resumed transparently), and model selection on the validation split — never on test. Each
+  epoch yields one learning-curve record (`EPOCH_FIELDS`) to the `on_epoch` callback.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
 
 
 class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite; the harness records a 'diverged' row."""
+    """The training loss became NaN or infinite; the harness records a 'diverged' row.
+
+    `loss` is the offending value; `fit` adds the `stage` and `epoch` it happened in."""
+
+    def __init__(self, message: str, loss: float = math.nan) -> None:
+        super().__init__(message)
+        self.loss = loss
+        self.stage: str | None = None
+        self.epoch: int | None = None
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -69,31 +78,38 @@ def train_one_epoch(
     step_fn: StepFn | None = None,
     device: torch.device = torch.device("cpu"),
     bf16: bool = False,
+    predictor: nn.Module | None = None,
 ) -> dict[str, float]:
-    """One epoch; exactly one of `loss_fn` (the engine back-propagates it) or `step_fn`."""
+    """One epoch; exactly one of `loss_fn` (the engine back-propagates it) or `step_fn`.
+
+    Returns the sample-weighted mean training loss and the training accuracy
+    (`hsd.metrics.TrainAccuracy`) of `predictor`, the module whose outputs are the logits
+    (default: `model`)."""
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("pass exactly one of loss_fn or step_fn")
     model.train()
     total, count = 0.0, 0
-    for x, y in batches:
-        optimizer.zero_grad(set_to_none=True)
-        try:
-            with autocast(device, bf16):
-                if step_fn is not None:
-                    value = float(step_fn(model, x, y))
-                else:
-                    loss = loss_fn(model, x, y)
-                    value = float(loss.detach())
-            if not math.isfinite(value):
-                raise DivergedError(f"training loss became {value}")
-            if step_fn is None:
-                loss.backward()
-            optimizer.step()
-        finally:
-            functional.reset_net(model)
-        total += value * len(y)
-        count += len(y)
-    return {"loss": total / max(count, 1)}
+    with metrics.TrainAccuracy(predictor if predictor is not None else model) as acc:
+        for x, y in batches:
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                with autocast(device, bf16):
+                    if step_fn is not None:
+                        value = float(step_fn(model, x, y))
+                    else:
+                        loss = loss_fn(model, x, y)
+                        value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise DivergedError(f"training loss became {value}", loss=value)
+                if step_fn is None:
+                    loss.backward()
+                optimizer.step()
+            finally:
+                functional.reset_net(model)
+            acc.end_batch(y)
+            total += value * len(y)
+            count += len(y)
+    return {"loss": total / max(count, 1), "acc": acc.value}
 
 
 @dataclass
@@ -240,12 +256,29 @@ def evaluate(
     )
 
 
-def validation_accuracy(
+@dataclass
+class Validation:
+    """One validation pass: accuracy of the full-window prediction (mean of logits over all
+    frames) and, per spiking layer, spikes per neuron per time step on that pass (none for an
+    ANN); `firing_rate` is over all spiking layers together (None for an ANN)."""
+
+    acc: float
+    firing_rates: dict[str, float]
+    firing_rate: float | None
+
+
+def validate(
     model: nn.Module, batches: Batches, *, ann: bool, bf16: bool, device: torch.device
-) -> float:
-    """Accuracy of the full-window prediction (mean of logits over all frames)."""
-    logits, target = predict(model, batches, ann=ann, bf16=bf16, device=device)
-    return float(metrics.accuracy_per_t(logits, target)[-1])
+) -> Validation:
+    """The validation pass of one epoch (`Validation`); spikes are counted, operations are not."""
+    with metrics.SpikeStats(model, count_ops=False) as stats:
+        logits, target = predict(model, batches, ann=ann, bf16=bf16, device=device)
+    rates = stats.firing_rates() if stats.samples else {}
+    return Validation(
+        acc=float(metrics.accuracy_per_t(logits, target)[-1]),
+        firing_rates=rates,
+        firing_rate=stats.mean_firing_rate() if rates else None,
+    )
 
 
 # -- optimisation recipe pieces ---------------------------------------------------------------
@@ -280,6 +313,29 @@ class Stage:
     loss_fn: LossFn | None = None
     step_fn: StepFn | None = None
     ann: bool = False  # evaluate as a 2-D ANN over independent frames
+    # the module whose outputs are the logits, when `model` wraps it with extra trainable parts
+    # (training accuracy is read from it); default `model`
+    predictor: nn.Module | None = None
+
+
+#: The learning-curve record of one epoch, given to `fit`'s `on_epoch` callback and kept in the
+#: checkpoint's history: the epoch (from 1), the sample-weighted mean training loss, the training
+#: accuracy (`hsd.metrics.TrainAccuracy`), the validation accuracy, the learning rate the epoch
+#: trained with (first parameter group, before the scheduler steps), spikes per neuron per time
+#: step per spiking layer and over all of them on that epoch's validation pass (`validate`), the
+#: seconds of training plus validation, and the model-selection epoch so far (best validation
+#: accuracy, the first epoch reaching it).
+EPOCH_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_acc",
+    "lr",
+    "firing_rates",
+    "firing_rate",
+    "seconds",
+    "best_epoch",
+)
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -298,6 +354,27 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def improves(val_acc: float, best_acc: float) -> bool:
+    """The model-selection rule: strictly better validation accuracy (ties keep the earlier)."""
+    return val_acc > best_acc
+
+
+def _restored_history(history: list[dict]) -> list[dict]:
+    """A checkpoint's history with every `EPOCH_FIELDS` key (checkpoints written before the
+    learning-curve fields kept only loss, validation accuracy and seconds)."""
+    out, best_acc, best_epoch = [], -1.0, None
+    for record in history:
+        rec = {**dict.fromkeys(EPOCH_FIELDS), **record}
+        rec["train_loss"] = rec.pop("loss", rec["train_loss"])
+        rec["seconds"] = rec.pop("epoch_s", rec["seconds"])
+        if improves(rec["val_acc"], best_acc):
+            best_acc, best_epoch = rec["val_acc"], rec["epoch"]
+        if rec["best_epoch"] is None:
+            rec["best_epoch"] = best_epoch
+        out.append(rec)
+    return out
+
+
 def fit(
     stage: Stage,
     *,
@@ -311,12 +388,16 @@ def fit(
 
     With a `checkpoint_dir`, the state after every epoch is written atomically to
     `<dir>/<stage>.pt` and a rerun continues after the last finished epoch, so a killed trial
-    loses at most the epoch in flight. Returns the stage summary (best validation accuracy, epochs).
+    loses at most the epoch in flight. `on_epoch(stage, epoch, epochs, record)` receives each
+    epoch's record (`EPOCH_FIELDS`): first, on a resumed stage, every epoch restored from the
+    checkpoint (in order), then each epoch as it is trained, so a listener sees the whole curve.
+    A `DivergedError` leaves with the stage and epoch it happened in. Returns the stage summary
+    (best validation accuracy and its epoch, epochs, history).
     """
     model = stage.model
     scheduler = cosine(stage.optimizer, stage.epochs)
     path = checkpoint_dir / f"{stage.name}.pt" if checkpoint_dir is not None else None
-    start, best_acc, best_state, history = 0, -1.0, None, []
+    start, best_acc, best_epoch, best_state, history = 0, -1.0, None, None, []
     if path is not None and path.exists():
         ck = load_checkpoint(path)
         if ck.get("run_id") != run_id:
@@ -331,29 +412,41 @@ def fit(
         stage.optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         start, best_acc, best_state = ck["epoch"], ck["best_acc"], ck["best_state"]
-        history = list(ck["history"])
+        history = _restored_history(ck["history"])
+        best_epoch = history[-1]["best_epoch"] if history else None
+        for record in history if on_epoch is not None else ():
+            on_epoch(stage.name, record["epoch"], stage.epochs, record)
     for epoch in range(start + 1, stage.epochs + 1):
         t0 = time.perf_counter()
-        stats = train_one_epoch(
-            model,
-            stage.train_batches(epoch),
-            stage.optimizer,
-            loss_fn=stage.loss_fn,
-            step_fn=stage.step_fn,
-            device=device,
-            bf16=bf16,
-        )
+        lr = float(stage.optimizer.param_groups[0]["lr"])
+        try:
+            stats = train_one_epoch(
+                model,
+                stage.train_batches(epoch),
+                stage.optimizer,
+                loss_fn=stage.loss_fn,
+                step_fn=stage.step_fn,
+                device=device,
+                bf16=bf16,
+                predictor=stage.predictor,
+            )
+        except DivergedError as err:
+            err.stage, err.epoch = stage.name, epoch
+            raise
         scheduler.step()
-        val = validation_accuracy(
-            model, stage.val_batches(), ann=stage.ann, bf16=bf16, device=device
-        )
-        if val > best_acc:
-            best_acc, best_state = val, _clone_state(model)
+        val = validate(model, stage.val_batches(), ann=stage.ann, bf16=bf16, device=device)
+        if improves(val.acc, best_acc):
+            best_acc, best_epoch, best_state = val.acc, epoch, _clone_state(model)
         record = {
             "epoch": epoch,
-            "loss": stats["loss"],
-            "val_acc": val,
-            "epoch_s": time.perf_counter() - t0,
+            "train_loss": stats["loss"],
+            "train_acc": stats["acc"],
+            "val_acc": val.acc,
+            "lr": lr,
+            "firing_rates": val.firing_rates,
+            "firing_rate": val.firing_rate,
+            "seconds": time.perf_counter() - t0,
+            "best_epoch": best_epoch,
         }
         history.append(record)
         if path is not None:
@@ -375,4 +468,9 @@ def fit(
             on_epoch(stage.name, epoch, stage.epochs, record)
     if best_state is not None:
         model.load_state_dict(best_state)
-    return {"best_val_acc": best_acc, "epochs": stage.epochs, "history": history}
+    return {
+        "best_val_acc": best_acc,
+        "best_epoch": best_epoch,
+        "epochs": stage.epochs,
+        "history": history,
+    }

@@ -22,8 +22,10 @@ from hsd import presets
 from hsd.config import ConfigError, RunConfig, validate
 from hsd.registry import Registry
 
-# Epoch callback: (stage, epoch index starting at 1, epochs in that stage, metrics of that epoch).
-EpochCallback = Callable[[str, int, int, dict[str, float]], None]
+# Epoch callback: (stage, epoch index starting at 1, epochs in that stage, the epoch's
+# learning-curve record, `hsd.engine.EPOCH_FIELDS`). A resumed stage first replays the epochs
+# restored from its checkpoint, so a listener (the harness's learning-curve file) sees them all.
+EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Evaluation metrics: accuracy at every time step, firing rates, synaptic operations, energy.
+"""Evaluation metrics: accuracy at every time step, training accuracy, firing rates, synaptic
+operations, energy.
 
 Usage in an evaluation loop (one context over the whole test set accumulates per-sample means)::
 
@@ -47,6 +48,7 @@ about it)", ISSCC 2014): E_MAC = 4.6 pJ (3.7 pJ multiply + 0.9 pJ add), E_AC = 0
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
@@ -62,6 +64,7 @@ __all__ = [
     "E_MAC_45NM",
     "OPS_CONVENTIONS",
     "SpikeStats",
+    "TrainAccuracy",
     "accuracy_per_t",
     "count_parameters",
     "energy_joules",
@@ -85,6 +88,53 @@ def accuracy_per_t(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
         cum = logits.detach().float().cumsum(0)  # argmax of the sum = argmax of the mean
         correct = cum.argmax(-1) == target.to(logits.device).view(1, -1)
         return correct.float().mean(1).cpu().numpy().astype(np.float64)
+
+
+class TrainAccuracy:
+    """Top-1 accuracy of the training batches as the loss saw them (train mode, weights moving
+    during the epoch): a forward hook on the module that produces the logits collects its
+    outputs of one batch, whatever calls it (a loss function, SLTT's per-step loop, a wrapper
+    that calls its inner SNN), and `end_batch` scores the mean of the logits over all steps.
+
+    Outputs may be ``[T, N, K]`` (an SNN), ``[1, N, K]`` once per step (single-step training)
+    or ``[T·N, K]`` (a 2-D ANN over frames, folded time-major by ``hsd.engine.forward_frames``):
+    all become ``[steps, N, K]``. A batch with no forward (e.g. one SLTT skips) is not counted.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.outputs: list[torch.Tensor] = []
+        self.correct = 0
+        self.seen = 0
+        self._handle = None
+
+    def __enter__(self) -> TrainAccuracy:
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+    def _hook(self, module, args, out) -> None:
+        if isinstance(out, torch.Tensor) and out.dim() >= 2:
+            self.outputs.append(out.detach())
+
+    def end_batch(self, target: torch.Tensor) -> None:
+        outputs, self.outputs = self.outputs, []
+        n = len(target)
+        if not outputs or n == 0:
+            return
+        k = outputs[0].shape[-1]
+        flat = torch.cat([o.reshape(-1, k).float() for o in outputs])
+        if flat.shape[0] % n:
+            return  # outputs that are not logits of this batch: nothing to score
+        pred = flat.view(-1, n, k).sum(0).argmax(-1)
+        self.correct += int((pred.cpu() == target.cpu()).sum())
+        self.seen += n
+
+    @property
+    def value(self) -> float:
+        return self.correct / self.seen if self.seen else math.nan
 
 
 def energy_joules(macs, acs, e_mac: float = E_MAC_45NM, e_ac: float = E_AC_45NM):
@@ -149,10 +199,16 @@ class SpikeStats:
     Accumulates over every forward inside the context, so per-sample numbers are means over
     all samples seen. All batches must have the same T. With ``per_sample=True`` the counts of
     each sample are kept as well (`per_sample_ops`), in the order the samples were seen.
+    ``count_ops=False`` counts spikes only (`firing_rates`), without the operation hooks.
     """
 
     def __init__(
-        self, model: nn.Module, ops: str = "per-spike", *, per_sample: bool = False
+        self,
+        model: nn.Module,
+        ops: str = "per-spike",
+        *,
+        per_sample: bool = False,
+        count_ops: bool = True,
     ) -> None:
         if ops not in OPS_CONVENTIONS:
             raise ValueError(
@@ -162,6 +218,7 @@ class SpikeStats:
         self.model = model
         self.convention = ops
         self.per_sample = per_sample
+        self.count_ops = count_ops  # False: spikes only (a cheaper pass, e.g. every epoch)
         self._handles: list = []
         # modules that count their own MACs (macs_per_step); nothing inside them is counted again
         self.custom = [
@@ -199,12 +256,14 @@ class SpikeStats:
 
     def __enter__(self) -> SpikeStats:
         self._handles.append(self.model.register_forward_pre_hook(self._on_input))
+        for name, m in self.neurons:
+            self._handles.append(m.register_forward_hook(self._spike_hook(name)))
+        if not self.count_ops:
+            return self
         for name, m in self.weighted:
             self._handles.append(m.register_forward_hook(self._ops_hook(name, self.kinds[name])))
         for name, m in self.custom:
             self._handles.append(m.register_forward_hook(self._custom_hook(name)))
-        for name, m in self.neurons:
-            self._handles.append(m.register_forward_hook(self._spike_hook(name)))
         if self.spiking and self.convention == "per-spike":
             for _, m in self.pools:
                 self._handles.append(m.register_forward_hook(self._pool_hook))

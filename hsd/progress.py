@@ -20,7 +20,9 @@ class EpochBar:
             self._bar = tqdm(
                 total=epochs, desc=stage, unit="epoch", disable=self.disable, initial=epoch - 1
             )
-        self._bar.set_postfix(loss=f"{record['loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
+        self._bar.set_postfix(
+            loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}"
+        )
         self._bar.update(1)
 
     def close(self) -> None:

@@ -112,7 +112,7 @@ class GradSpy:
 
             stage.optimizer.register_step_pre_hook(check_grads)
             out = real(stage, **kw)
-            self.losses += [r["loss"] for r in out["history"]]
+            self.losses += [r["train_loss"] for r in out["history"]]
             return out
 
         return fit

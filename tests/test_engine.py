@@ -7,7 +7,7 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from hsd.engine import DivergedError, Stage, evaluate, fit, train_one_epoch
+from hsd.engine import EPOCH_FIELDS, DivergedError, Stage, evaluate, fit, train_one_epoch
 from hsd.models import vgg_snn
 
 
@@ -93,7 +93,10 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
     class Killed(Exception):
         pass
 
+    before = []
+
     def kill_after_epoch_2(stage, epoch, epochs, record):
+        before.append(dict(record))
         if epoch == 2:  # the checkpoint of epoch 2 is already on disk
             raise Killed
 
@@ -105,16 +108,22 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
             checkpoint_dir=tmp_path,
             on_epoch=kill_after_epoch_2,
         )
-    seen = []
+    seen, trained = [], []
     resumed = tiny_snn(seed=123)  # a fresh process would build a fresh model
+    stage = make_stage(resumed, 3)
+    batches = stage.train_batches
+    stage.train_batches = lambda e: trained.append(e) or batches(e)
     fit(
-        make_stage(resumed, 3),
+        stage,
         run_id="r",
         device=torch.device("cpu"),
         checkpoint_dir=tmp_path,
-        on_epoch=lambda s, e, n, rec: seen.append(e),
+        on_epoch=lambda s, e, n, rec: seen.append(rec),
     )
-    assert seen == [3]  # only the epoch that was lost is trained again
+    assert trained == [3]  # only the epoch that was lost is trained again
+    # ... but the callback sees the whole curve: epochs 1-2 replayed from the checkpoint as they
+    # were first reported, then epoch 3
+    assert seen[:2] == before and [r["epoch"] for r in seen] == [1, 2, 3]
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
@@ -140,3 +149,48 @@ def test_the_best_validation_epoch_is_kept():
     best = max(h["val_acc"] for h in history)
     assert evaluate(model, batches_for(7)).acc[-1] == pytest.approx(best)
     functional.reset_net(model)
+
+
+def test_a_checkpoint_from_before_learning_curves_resumes_with_its_epochs(tmp_path):
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_2(stage, epoch, epochs, record):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(
+            make_stage(tiny_snn(), 3),
+            run_id="r",
+            device=torch.device("cpu"),
+            checkpoint_dir=tmp_path,
+            on_epoch=kill_after_epoch_2,
+        )
+    path = tmp_path / "train.pt"
+    ck = torch.load(path, weights_only=True)
+    # the history as checkpoints kept it before: loss, validation accuracy, seconds
+    ck["history"] = [
+        {"epoch": 1, "loss": 1.5, "val_acc": 0.5, "epoch_s": 2.0},
+        {"epoch": 2, "loss": 1.25, "val_acc": 0.25, "epoch_s": 3.0},
+    ]
+    torch.save(ck, path)
+    seen = []
+    fit(
+        make_stage(tiny_snn(), 3),
+        run_id="r",
+        device=torch.device("cpu"),
+        checkpoint_dir=tmp_path,
+        on_epoch=lambda s, e, n, rec: seen.append(rec),
+    )
+    old = [(r["train_loss"], r["seconds"], r["best_epoch"], r["train_acc"]) for r in seen[:2]]
+    assert old == [(1.5, 2.0, 1, None), (1.25, 3.0, 1, None)]
+    assert set(seen[0]) == set(EPOCH_FIELDS) and seen[2]["epoch"] == 3
+
+
+def test_a_divergence_leaves_fit_with_its_stage_and_epoch():
+    stage = make_stage(tiny_snn(), 2)
+    stage.loss_fn = lambda m, x, y: ce_loss(m, x, y) * math.inf
+    with pytest.raises(DivergedError) as err:
+        fit(stage, run_id="r", device=torch.device("cpu"))
+    assert (err.value.stage, err.value.epoch, err.value.loss) == ("train", 1, math.inf)

@@ -43,6 +43,9 @@ def test_ray_executor_gives_the_same_rows_as_local(data_env, tmp_path):
     assert _key(rows) == _key(read_rows(tmp_path / "local"))
     assert len(rows) == (1 + 2 + 3) + 3  # fake: a row per t; fake-fail: one failed row per T
     assert not any((tmp_path / "ray" / "pending").glob("*.json"))  # all moved into the store
+    # the workers wrote every trained run's learning curve next to the driver's store
+    ok = {r["run_id"] for r in rows if r["status"] == "ok"}
+    assert {p.stem for p in (tmp_path / "ray" / "curves").glob("*.json")} == ok
     assert "trials 6/6" in ray.stderr  # the driver's progress bar
 
 

@@ -87,6 +87,20 @@ def test_interval_verdict():
     assert stats.interval_verdict(stats.mean_ci([5.0])) == "covers zero"  # one seed
 
 
+def test_leave_one_out_means_and_their_sign():
+    assert stats.leave_one_out_means([1.0, 2.0, 6.0]).tolist() == [4.0, 3.5, 1.5]
+    assert stats.loo_same_sign([1.0, 2.0, 6.0])
+    # mean 1, but without the 10 the mean is -3.5: one seed decides the sign
+    assert stats.leave_one_out_means([10.0, -8.0, 1.0]).tolist() == [-3.5, 5.5, 1.0]
+    assert not stats.loo_same_sign([10.0, -8.0, 1.0])
+    assert not stats.loo_same_sign([-2.0, 2.0])  # a zero mean has no sign to keep
+    assert not stats.loo_same_sign([5.0]) and stats.leave_one_out_means([5.0]).size == 0
+    assert stats.loo_same_sign([1.0, np.nan, 2.0])  # NaN dropped: means 2 and 1
+    assert not stats.loo_same_sign([-1.0, -4.0, 2.0])  # without -4: +0.5 against a -1 mean
+    assert stats.paired_difference([3.0, 5.0], [1.0, 4.0]).loo_same_sign
+    assert not stats.paired_difference([9.0, 0.0, 1.0], [-1.0, 8.0, 0.0]).loo_same_sign
+
+
 # -- rank agreement ----------------------------------------------------------------------------------
 def test_rank_agreement_constructed_cases():
     # A beats B on every seed: every split agrees.
@@ -173,6 +187,8 @@ def test_paired_table_exact():
     assert sts["p_wilcoxon"] == pytest.approx(sps.wilcoxon(d).pvalue)
     assert sts["hsd_mean"] == pytest.approx(np.mean(HSD1)) and sts["ci_method"] == "t"
     assert p["verdict"].tolist() == ["HSD better", "inconclusive", "HSD worse", "inconclusive"]
+    # leave-one-seed-out means: STS 25, 27.5, 27.5 (all > 0); TET -10, -12, -13 (all < 0)
+    assert p["firm"].tolist() == ["yes", "–", "yes", "–"]
     assert p.iloc[3]["n"] == 2 and p.iloc[3]["diff_mean"] == pytest.approx(18.0)
 
 
@@ -192,6 +208,9 @@ def test_claims_verdicts():
     assert falls["comparison"] == "sts T=3 − sts T=1" and falls["effect"] == pytest.approx(15.0)
     assert falls["verdict"] == "supported" and falls["n"] == 3
     assert c.loc["SKD > KD", "verdict"] == "inconclusive at 1 seed"
+    firm = c["firm"].to_dict()
+    assert firm["HSD > STS at low T"] == firm["STS > DTS at low T"] == "yes"
+    assert firm["HSD > DTS at low T"] == firm["SKD > KD"] == firm["HT improves TET"] == "–"
     assert c.loc["SKD > KD", "effect"] == pytest.approx(5.0)
     for claim in ("HT improves TET", "HT improves SLTT"):
         assert c.loc[claim, "verdict"] == "not run" and pd.isna(c.loc[claim, "dataset"])

@@ -52,6 +52,7 @@ def test_local_tuning_picks_the_best_validation_point_and_resumes(data_env, tmp_
     assert b["kd_lambda"] == pytest.approx(top["kd_lambda"]) and b["L"] == top["L"]
     assert b["val_acc"] == pytest.approx(top["best_val_acc"]) and b["T"] == 5
     assert best["objective"].startswith("best_val_acc")
+    assert {p.stem for p in (out / "curves").glob("*.json")} == set(runs)  # tuning keeps curves
     assert all(1e-2 <= r["kd_lambda"] <= 10 and r["L"] in (4, 8, 16, 32) for r in rows)
     # Resume: the study continues to 5 finished trials, nothing already run is run again.
     assert R.main([*TUNE, "--trials", "5", "--executor", "local", "--out", str(out)]) == 0

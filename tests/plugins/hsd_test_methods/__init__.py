@@ -78,7 +78,7 @@ class Fake(Method):
                 ck.write_text(json.dumps({"epoch": epoch}))
             _log(f"epoch {run_id} {epoch}")
             if ctx.on_epoch:
-                ctx.on_epoch("fake", epoch, cfg.epochs, {"loss": 1.0 / epoch, "val_acc": 0.5})
+                ctx.on_epoch("fake", epoch, cfg.epochs, {"train_loss": 1.0 / epoch, "val_acc": 0.5})
         ctx.info["best_val_acc"] = round(0.5 + cfg.seed / 100 + (cfg.kd_lambda or 0) / 1000, 6)
         return _Eval(cfg, len(ctx.data.test))
 
