@@ -4,9 +4,8 @@
 - `claims_table`: each of the paper's claims checked against the rows present;
 - `rank_stability`: how often halves of the seeds rank the methods alike.
 
-A decisive verdict of the first two also says whether it is firm: whether every
-leave-one-seed-out mean difference keeps the sign of the full one (`stats.loo_same_sign`, no
-extra training).
+A decisive verdict of the first two also says whether it is firm: whether it still holds with
+any one seed left out (`stats.loo_same_verdict`, no extra training).
 
 Inputs are rows prepared by `harness.aggregate.prepare_rows`.
 """
@@ -30,16 +29,16 @@ PAIRED_NOTE = (
     "p_ttest_rel: scipy.stats.ttest_rel; p_wilcoxon: scipy.stats.wilcoxon (two-sided; with "
     "fewer than 6 pairs it cannot fall below 0.05). Verdict "
     "from the interval: HSD better (above 0), HSD worse (below 0), else inconclusive. firm: "
-    "for HSD better / worse, yes when every leave-one-seed-out mean difference has the sign of "
-    "the full one (no single seed decides the direction), else no; – for inconclusive."
+    "for HSD better / worse, yes when the verdict still holds with any one seed left out (no "
+    "single seed carries it), else no; – for inconclusive."
 )
 
 
 def firmness(verdict_is_decisive: bool, res: stats.PairedResult) -> str:
-    """The "firm" column: yes / no for a decisive verdict (`stats.loo_same_sign`), else –."""
+    """The "firm" column: yes / no for a decisive verdict (`stats.loo_same_verdict`), else –."""
     if not verdict_is_decisive:
         return MISSING
-    return "yes" if res.loo_same_sign else "no"
+    return "yes" if res.loo_same_verdict else "no"
 
 
 def _seed_scores(df: pd.DataFrame, sweep: str) -> pd.DataFrame:
@@ -167,8 +166,8 @@ CLAIMS_NOTE = (
     "(scipy.stats.ttest_rel). supported: interval above 0; not supported: interval below 0 "
     "(the opposite effect); inconclusive: the interval covers 0 or there is one pair; not run: "
     "the rows are not in the store; no paired ok runs: both sides ran but no seed is ok on both. "
-    "firm: for supported / not supported, yes when every leave-one-seed-out mean difference has "
-    "the sign of the full one (no single seed decides the verdict), else no; – otherwise. "
+    "firm: for supported / not supported, yes when the verdict still holds with any one seed "
+    "left out (no single seed carries it), else no; – otherwise. "
     f"Low T = the smallest T at which both sides ran on a dataset, plus any such T ≤ {LOW_T_MAX}."
 )
 
