@@ -324,7 +324,11 @@ def table5(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def status_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs per status for each (sweep, dataset, variant); `total` counts distinct runs."""
+    """Runs per status for each (sweep, dataset, variant); `total` counts distinct runs.
+
+    Rows written by the Ray executor carry ``restarts`` (times Ray restarted the run's trial after
+    losing its node or worker); their table adds a ``restarts`` column, the sum over the runs.
+    """
     keys = ["sweep", "dataset", "variant"]
     if df.empty:
         return pd.DataFrame(columns=[*keys, *STATUSES, "total"])
@@ -333,6 +337,10 @@ def status_table(df: pd.DataFrame) -> pd.DataFrame:
     extra = sorted(c for c in counts.columns if c not in STATUSES)
     counts = counts.reindex(columns=[*STATUSES, *extra], fill_value=0).astype(int)
     counts["total"] = counts.sum(axis=1)
+    if "restarts" in runs:
+        restarts = pd.to_numeric(runs["restarts"], errors="coerce").fillna(0)
+        counts["restarts"] = restarts.groupby([runs[k] for k in keys], dropna=False).sum()
+        counts["restarts"] = counts["restarts"].astype(int)
     out = counts.reset_index()
     out.columns.name = None
     return _sort(out, ["sweep", "dataset", "variant"])
