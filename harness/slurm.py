@@ -71,20 +71,23 @@ fi
 steps=()   # the srun steps running `ray start --block`, one per node
 driver=""  # the sweep's PID while it runs
 
-stop_pid() {  # PID SIGNAL SECONDS: signal it, wait that long for it to end, then kill it
-  kill -s "$2" "$1" 2>/dev/null || return 0
-  for ((i = 0; i < $3 * 10; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -s KILL "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
+alive() { local p; for p; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+stop() {  # SIGNAL SECONDS PID...: signal them, wait that long for them to end, then kill them
+  local signal=$1 seconds=$2 i
+  shift 2
+  kill -s "$signal" "$@" 2>/dev/null
+  for ((i = 0; i < seconds * 10; i++)); do alive "$@" || break; sleep 0.1; done
+  kill -s KILL "$@" 2>/dev/null
+  wait "$@" 2>/dev/null
 }
 
 cleanup() {
   trap - EXIT TERM INT
   # The sweep first (Ctrl+C: Ray Tune stops its trials; finished rows are already stored)...
-  [ -n "$driver" ] && stop_pid "$driver" INT 30
-  # ...then every Ray node, workers before the head: srun ends its step, and SLURM kills every
-  # process of the step (the Ray processes on that node).
-  for ((n = ${#steps[@]} - 1; n >= 0; n--)); do stop_pid "${steps[n]}" TERM 30; done
+  [ -n "$driver" ] && stop INT 30 "$driver"
+  # ...then every Ray node at once: srun ends its step, and SLURM kills every process of the
+  # step (the Ray processes on that node).
+  [ ${#steps[@]} -gt 0 ] && stop TERM 30 "${steps[@]}"
   log "Ray stopped on ${nodes[*]}"
 }
 trap cleanup EXIT
