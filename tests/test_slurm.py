@@ -152,6 +152,7 @@ def test_sweep_on_slurm_with_two_ray_nodes(slurm, data_env, tmp_path):
     slurm.wait(job, timeout=240)
     log = _log(out, job)
     assert "all 2 Ray nodes joined" in log and "sweep exited with 0" in log, log[-3000:]
+    assert "shared storage: all 2 Ray nodes see --out" in log
     rows = read_rows(out)
     assert sorted((r["T"], r["t"]) for r in rows) == [
         (1, 1),

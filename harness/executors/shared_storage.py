@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 from harness.executors import ExecOptions, ExecutorError
@@ -121,6 +122,10 @@ def check_shared_storage(opts: ExecOptions) -> None:
                 )
     finally:
         shutil.rmtree(check_dir, ignore_errors=True)
+    print(
+        f"shared storage: all {len(nodes)} Ray nodes see --out, the data root and the frame cache",
+        file=sys.stderr,
+    )
 
 
 def _read(path: Path) -> str | None:
