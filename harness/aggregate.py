@@ -357,7 +357,11 @@ def with_curve_flags(rows: pd.DataFrame, curves_by_run: dict[str, dict]) -> pd.D
 def status_table(df: pd.DataFrame) -> pd.DataFrame:
     """Runs per status for each (sweep, dataset, variant); `total` counts distinct runs. Then the
     learning-curve flags of those runs (see `STATUS_NOTE`; rows without `CURVE_COLUMNS` count
-    as runs without a curve)."""
+    as runs without a curve).
+
+    Rows written by the Ray executor carry ``restarts`` (times Ray restarted the run's trial after
+    losing its node or worker); their table adds a ``restarts`` column, the sum over the runs.
+    """
     keys = ["sweep", "dataset", "variant"]
     flag_cols = ["no curve", *FLAG_COLUMNS.values()]
     if df.empty:
@@ -367,6 +371,10 @@ def status_table(df: pd.DataFrame) -> pd.DataFrame:
     extra = sorted(c for c in counts.columns if c not in STATUSES)
     counts = counts.reindex(columns=[*STATUSES, *extra], fill_value=0).astype(int)
     counts["total"] = counts.sum(axis=1)
+    if "restarts" in runs:
+        restarts = pd.to_numeric(runs["restarts"], errors="coerce").fillna(0)
+        counts["restarts"] = restarts.groupby([runs[k] for k in keys], dropna=False).sum()
+        counts["restarts"] = counts["restarts"].astype(int)
     flagged = runs.assign(
         **{c: runs[c].fillna(False).astype(bool) if c in runs else False for c in CURVE_COLUMNS[:3]}
     ).assign(no_curve=lambda r: ~r["curve"])

@@ -244,6 +244,7 @@ def tune_ray(
 
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     ray_exec.check_cluster_fits(cpus, gpus)
+    ray_exec.check_shared_storage(opts)
     progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
 
     class Collector(tune.Callback):

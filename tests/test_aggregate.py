@@ -317,3 +317,18 @@ def test_retried_run_through_the_store_counts_once(tmp_path):
         0,
     )
     assert t["status"][["ok", "failed", "total"]].values.tolist() == [[2, 0, 2]]
+
+
+def test_status_counts_ray_restarts_per_cell(tmp_path):
+    """Rows of the Ray executor carry `restarts`: the status table sums them over each cell's runs
+    (each run once, whatever its number of rows); stores without the field get no column."""
+    store = ResultStore.open(tmp_path, {"sweep": "latency", "args": {}})
+    store.append(_ok("a", "latency", "hsd", "n-digits", 2, 0, [0.5, 0.75], restarts=2))
+    store.append(_ok("b", "latency", "hsd", "n-digits", 2, 1, [0.5, 0.25], restarts=1))
+    store.append(_ok("c", "latency", "sts", "n-digits", 2, 0, [0.5, 0.25], restarts=0))
+    st = build_tables(store.rows())["status"].set_index("variant")
+    assert st.loc["hsd", ["ok", "total", "restarts"]].tolist() == [2, 2, 3]
+    assert st.loc["sts", ["ok", "total", "restarts"]].tolist() == [1, 1, 0]
+    plain = ResultStore.open(tmp_path / "local", {"sweep": "latency", "args": {}})
+    plain.append(_ok("d", "latency", "hsd", "n-digits", 2, 0, [0.5, 0.75]))
+    assert "restarts" not in build_tables(plain.rows())["status"]

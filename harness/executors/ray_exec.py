@@ -11,6 +11,11 @@
   ``<out>/pending/<run_id>.json`` and reports them in its final `tune.report`; a `Callback` in the
   driver appends them to the store as each trial finishes. Pending files left by a killed driver
   are ingested by the next run, so finished work is never lost or repeated.
+- A trial Ray restarts (its node or worker lost) resumes from its epoch checkpoints; its rows
+  record every start (``ray_starts``: node, host, first epoch trained), ``restarts`` and
+  ``attempts`` counting them, and the progress bar says so when it happens.
+- With more than one node, every node must see ``--out``, the data root and the frame cache:
+  `harness.executors.shared_storage` checks that before the first trial.
 - Resuming is the harness's own (store run ids + epoch checkpoints), not `Tuner.restore`: every
   invocation starts a fresh Tune experiment with only the unfinished trials.
 """
@@ -28,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.executors import ExecOptions, ExecutorError, Progress
+from harness.executors.shared_storage import check_shared_storage
 from harness.sweeps import Trial
 from harness.trial import EnvironmentFailure, failure_row, record, run_trial
 
@@ -191,18 +197,20 @@ def _trainable(config: dict, trials: list[dict], opts: dict) -> None:
 
     trial = Trial.from_dict(trials[config["idx"]])
     options = ExecOptions.from_dict(opts)
+    node = ray.get_runtime_context().get_node_id()  # which cluster node runs it (provenance)
 
     def on_epoch(stage, epoch, epochs, record):
         tune.report(
             {"stage": stage, "epoch": epoch, "epochs": epochs, "val_acc": record.get("val_acc")}
         )
 
+    # Where this start runs: a trial Ray restarts after a lost node or worker reports again.
+    tune.report({"started": True, "node": node, "host": socket.gethostname()})
     try:
         rows = run_trial(trial, options, on_epoch=on_epoch)
     except EnvironmentFailure as err:
         tune.report({"final": True, "env_error": str(err)})
         return
-    node = ray.get_runtime_context().get_node_id()  # which cluster node ran it (provenance)
     rows = [{**r, "ray_node": node} for r in rows]
     _write_pending(Path(options.out_dir), trial.run_id, rows)
     tune.report({"final": True, "status": rows[0]["status"], "rows_json": json.dumps(rows)})
@@ -217,10 +225,26 @@ class _Ingest:
         self.done: set[str] = set()
         self.counts: Counter = Counter()
         self.env_errors: list[str] = []
+        self.starts: dict[str, list[dict]] = {}  # run id -> where each start of its trial ran
+        self.restarts: Counter = Counter()  # run id -> times Ray restarted its trial
+
+    def started(self, run_id: str, node: str, host: str) -> None:
+        self.starts.setdefault(run_id, []).append({"node": node, "host": host, "first_epoch": None})
+
+    def trained(self, run_id: str, stage: str, epoch: int) -> None:
+        """An epoch report: the first one of a start says where that start resumed."""
+        starts = self.starts.get(run_id)
+        if starts and starts[-1]["first_epoch"] is None:
+            starts[-1]["first_epoch"] = [stage, epoch]
 
     def add(self, run_id: str, rows: list[dict]) -> None:
         if run_id in self.done:
             return
+        if run_id in self.starts or self.restarts[run_id]:
+            # attempts: this start's own tries (retries in the worker) plus Ray's restarts
+            restarts = self.restarts[run_id]
+            fields = {"ray_starts": self.starts.get(run_id, []), "restarts": restarts}
+            rows = [{**r, **fields, "attempts": r.get("attempts", 1) + restarts} for r in rows]
         t = self.by_id.get(run_id)
         self.counts[
             record(t.label() if t else run_id, rows, self.store, self.opts, self.progress)
@@ -297,6 +321,7 @@ def run(
 
         gpus_per_trial = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     check_cluster_fits(cpus_per_trial, gpus_per_trial)
+    check_shared_storage(opts)
     progress = Progress(trials, enabled=opts.progress)
     ingest = _Ingest(store, opts, trials, progress)
     ingest.leftovers(store.finished_run_ids())
@@ -308,7 +333,9 @@ def run(
     class Collector(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             t = todo[trial.config["idx"]]
-            if result.get("env_error"):
+            if result.get("started"):
+                ingest.started(t.run_id, result["node"], result["host"])
+            elif result.get("env_error"):
                 ingest.env_errors.append(result["env_error"])
                 progress.finish(t.run_id)
             elif result.get("final"):
@@ -319,13 +346,24 @@ def run(
                     result.get("epoch"),
                     result.get("epochs"),
                 )
+                ingest.trained(t.run_id, stage, epoch)
                 progress.epoch(t.run_id, f"{t.label()} {stage} {epoch}/{epochs}")
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            # Its worker or node was lost; Ray starts it again, and it resumes from its checkpoints.
+            t = todo[trial.config["idx"]]
+            ingest.restarts[t.run_id] += 1
+            where = ingest.starts.get(t.run_id, [{}])[-1].get("host", "?")
+            progress.write(
+                f"restart {ingest.restarts[t.run_id]} of {t.label()}: Ray lost its worker or node "
+                f"(on {where}); it resumes from its last epoch checkpoint"
+            )
 
         def on_trial_error(self, iteration, trials, trial, **info):
             # The worker died max_failures + 1 times (crash, lost node): record it, keep going.
             t = todo[trial.config["idx"]]
             err = f"Ray trial error: {getattr(trial, 'error_file', None) or 'worker died'}"
-            ingest.add(t.run_id, [failure_row(t, "failed", err, 0.0, opts.retries + 1)])
+            ingest.add(t.run_id, [failure_row(t, "failed", err, 0.0, 1)])
 
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, trials=[t.to_dict() for t in todo], opts=opts.to_dict()),
