@@ -37,16 +37,13 @@ FIELDS = {  # CLI flag -> (RunConfig field, type)
 }
 
 
-def parse_option(text: str) -> tuple[str, object]:
-    """`name=value` with value parsed as JSON when possible (true, 2, 0.5), else kept a string."""
+def parse_option(text: str) -> tuple[str, str]:
+    """`name=value`, the value kept as typed: `resolve` parses it with the option's declared type
+    (`hsd.params`), so ht=1, ht=true and ht=True are one value and ht=maybe is refused."""
     if "=" not in text:
         raise ConfigError(f"--option expects name=value, got {text!r}")
     name, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return name.strip(), value
+    return name.strip(), raw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="method-specific option, e.g. --option ht=false --option distill=kd",
+        help="method-specific option, e.g. --option ht=false --option distill=kd; each method "
+        "declares its options' types (a bad name or value lists the valid ones)",
     )
     p.add_argument("--root", help="real dataset root (simulated sets are generated when absent)")
     p.add_argument("--cache-dir", help="frame cache folder (default ~/.cache/hsd/frames)")
