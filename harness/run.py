@@ -149,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--address",
         default=None,
-        help="Ray cluster to join, host:port of the head's GCS (e.g. 10.0.0.1:6379). Default: "
-        "start a local Ray instance. Multi-node needs --out on a filesystem shared by all nodes",
+        help="Ray cluster to join: host:port of the head's GCS (e.g. 10.0.0.1:6379), or auto for "
+        "the local cluster `ray start --head` last started. Default: $RAY_ADDRESS when set (as "
+        "`ray job submit` sets it), else a private local Ray instance, whatever other clusters "
+        "run. Multi-node needs --out on a filesystem shared by all nodes",
     )
     e.add_argument(
         "--gpus-per-trial",
@@ -313,6 +315,14 @@ def out_dir(args) -> Path:
 
 
 # -- running -------------------------------------------------------------------------------------
+def ray_address_text(address: str | None) -> str:
+    """Where a Ray sweep ran, for the provenance: "local ray", the --address, or "RAY_ADDRESS=..."."""
+    from harness.executors import ray_exec
+
+    named = ray_exec.chosen_address(address)[1]
+    return "local ray" if named == "local" else address or named
+
+
 def run_report(out: Path) -> None:
     """Run `python -m harness.report OUT` and pass on where the tables and plots are."""
     proc = subprocess.run(
@@ -362,6 +372,7 @@ def _main(argv: list[str]) -> int:
     if executor == "ray":
         from harness.executors import ray_exec
 
+        ray_exec.announce(args.address)  # where the trials run, RAY_ADDRESS included
         ray_exec.check_address(args.address)  # fail fast, before any folder is touched
     try:
         if store.manifest_path.exists():  # resuming: a second driver on it stops here at once
@@ -424,7 +435,7 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
         {
             "sweep": args.sweep,
             "executor": executor,
-            "address": args.address or ("local ray" if executor == "ray" else "-"),
+            "address": ray_address_text(args.address) if executor == "ray" else "-",
             "git_commit": git_commit(),
             "runs": len(trials),
             "result": {k: dict(v) if hasattr(v, "items") else v for k, v in summary.items()}

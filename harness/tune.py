@@ -344,6 +344,7 @@ def main_from_args(args, argv) -> int:
     if executor == "ray":
         from harness.executors import ray_exec
 
+        ray_exec.announce(args.address)
         ray_exec.check_address(args.address)
     out = Path(args.out or "runs/tune").resolve()
     manifest = {
