@@ -41,6 +41,7 @@ from harness.cli import (
     prepare_data,
     run_main,
 )
+from hsd.config import ConfigError
 
 SWEEP_CHOICES = (*S.SWEEPS, "all")
 
@@ -265,13 +266,11 @@ def load_best(path: str | None) -> dict | None:
             f"--use-best {path}: expected {{dataset: {{kd_lambda, tau, L, ...}}}} as written by --tune"
         )
     for ds, params in best.items():
-        for key in ("kd_lambda", "tau"):
-            v = params.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-                raise UsageError(f"--use-best {path}: {ds}.{key} must be a number >= 0, got {v!r}")
-        L = params.get("L")
-        if L is not None and (isinstance(L, bool) or not isinstance(L, int) or L < 1):
-            raise UsageError(f"--use-best {path}: {ds}.L must be an integer >= 1, got {L!r}")
+        for key, declared in S.TUNED_FIELDS.items():
+            try:
+                declared.parse(params.get(key))
+            except ConfigError as err:
+                raise UsageError(f"--use-best {path}: {ds}.{key}: {err}") from None
     return best
 
 

@@ -181,3 +181,15 @@ def test_run_ids_of_the_committed_stores_do_not_move():
         t.run_id for t in S.resolve_all(S.expand([n for n in S.SWEEPS if S.SWEEPS[n].trains]))
     }
     assert stored and stored == planned
+
+
+def test_use_best_values_are_read_with_their_field_types():
+    """A hand-written best_params.json saying 1 where --tune writes 1.0 plans the same runs."""
+
+    def ids(best):
+        trials = S.expand(["ablation"], datasets=["n-digits"], T=[3], seeds=1, best=best)
+        return [t.run_id for t in S.resolve_all(trials)]
+
+    assert ids({"n-digits": {"kd_lambda": 1, "tau": 4, "L": 8}}) == ids(
+        {"n-digits": {"kd_lambda": 1.0, "tau": 4.0, "L": 8}}
+    )
