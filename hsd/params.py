@@ -5,11 +5,11 @@ A method declares each option with one of these types and its default, next to i
     options = {"ht": Bool(True), "distill": Choice(("skd", "kd", "none"), default="skd"),
                "K": Int(lo=1, default=None)}
 
-`normalise` is the one function through which every option value enters a run config (the
-single-run CLI's ``--option``, sweep variants, tuning points, a `RunConfig` built in Python: all
-reach it through `hsd.method.resolve`). It turns every accepted spelling into one value — ``ht=1``,
-``ht=true`` and ``ht=True`` are the same ``True``, hence one run id — and refuses anything else with
-a `ConfigError` that names the valid values.
+`normalise` is the one function through which every option value enters a run config: the
+single-run CLI's ``--option``, sweep variants and any `RunConfig` built in Python (tuning's too)
+all reach it through `hsd.method.resolve`. It turns every accepted spelling into one value
+(``ht=1``, ``ht=true`` and ``ht=True`` are the same ``True``, hence one run id) and refuses anything
+else with a `ConfigError` that names the valid values.
 
 Each type also describes itself in words (`describe`), and a `Float` carries a log scale, so the
 same declaration can state a search space; nothing here depends on a tuning library.

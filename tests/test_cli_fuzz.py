@@ -56,6 +56,7 @@ def assert_declared_types(cfg) -> None:
 def _resolved(argv) -> list:
     """The resolved configs an accepted run command plans (its own parser, checks and plan)."""
     from harness import run
+    from harness import sweeps as S
 
     args = run.build_parser().parse_args(argv)
     run.normalise(args)
@@ -63,7 +64,7 @@ def _resolved(argv) -> list:
         from harness import tune
 
         method = args.methods[0] if args.methods else "hsd"
-        datasets = args.datasets or ["n-digits", "sim-gestures"]
+        datasets = args.datasets or S.DEFAULT_DATASETS
         T = args.T[0] if args.T else None
         return [
             tune.make_trial(d, tune.DEFAULT_POINT, args.profile, T, method).cfg for d in datasets
