@@ -39,11 +39,12 @@ from torch import nn
 from baselines.common import Baseline, fresh_snn, train_and_test
 from baselines.tet import TET_PRESETS
 from hsd import losses
-from hsd.config import ConfigError, RunConfig
+from hsd.config import RunConfig
 from hsd.engine import Evaluation, forward_frames, make_optimizer
 from hsd.hsd_method import DISTILL_PRESETS
 from hsd.hybrid import HYBRID_PRESETS, frozen_teacher, train_ann
 from hsd.method import RunContext
+from hsd.params import Choice
 from hsd.presets import only
 
 # The teacher is trained with HSD's ANN pre-training recipe (and its weight decay, 5e-4, while the
@@ -52,6 +53,9 @@ TEACHER_PRESETS = only(HYBRID_PRESETS, "L", "pre_epochs", "pre_lr")
 TEACHER_DECAY = {"any": {"weight_decay": 5e-4}}
 
 ALIGNMENTS = ("conv1x1", "affine")
+# The options KDSNN-style students take (see the module docstring for why these defaults).
+KL_REDUCTION = Choice(losses.KL_REDUCTIONS, default="classmean")
+ALIGN = Choice(ALIGNMENTS, default="conv1x1")
 
 
 def feature_kd(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
@@ -167,14 +171,6 @@ class _KDBase(Baseline):
     def preset_layers(self, cfg: RunConfig):
         return [TET_PRESETS, TEACHER_PRESETS, DISTILL_PRESETS, TEACHER_DECAY]
 
-    def check(self, cfg: RunConfig) -> None:
-        super().check(cfg)
-        for name, valid in (("kl_reduction", losses.KL_REDUCTIONS), ("align", ALIGNMENTS)):
-            if name in self.options and cfg.option(name) not in valid:
-                raise ConfigError(
-                    f"{cfg.method} option {name}={cfg.option(name)!r}; valid: {', '.join(valid)}"
-                )
-
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         window = slice(0, cfg.T)
         teacher = frozen_teacher(train_ann(cfg, ctx, window, "teacher"))
@@ -215,20 +211,20 @@ class _KDBase(Baseline):
 class KDResponse(_KDBase):
     name = "kd-response"
     summary = "KDSNN response-based KD: CE + λτ²·KL(ANN ‖ time-averaged SNN logits), same T"
-    options: dict[str, Any] = {"kl_reduction": "classmean"}
+    options = {"kl_reduction": KL_REDUCTION}
     response = True
 
 
 class KDFeature(_KDBase):
     name = "kd-feature"
     summary = "KDSNN feature-based KD: CE + λ·MSE(aligned SNN last-stage features, ANN's), same T"
-    options: dict[str, Any] = {"align": "conv1x1"}
+    options = {"align": ALIGN}
     feature = True
 
 
 class KDBoth(_KDBase):
     name = "kd-both"
     summary = "KDSNN response + feature KD, same T"
-    options: dict[str, Any] = {"kl_reduction": "classmean", "align": "conv1x1"}
+    options = {"kl_reduction": KL_REDUCTION, "align": ALIGN}
     response = True
     feature = True

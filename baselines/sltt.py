@@ -48,6 +48,7 @@ from baselines.common import (
 from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation
 from hsd.method import RunContext
+from hsd.params import Bool, Int
 from hsd.presets import Per
 
 SLTT_MSE_WEIGHT = 0.05  # authors' `-loss_lambda` default
@@ -136,18 +137,19 @@ class _SLTTBase(Baseline):
 class SLTT(_SLTTBase):
     name = "sltt"
     summary = "online per-step BPTT with the temporal gradient cut (memory constant in T)"
-    options: dict[str, Any] = {"ht": False}
+    options = {"ht": Bool(False)}
 
 
 class SLTTK(_SLTTBase):
     name = "sltt-k"
     summary = "SLTT back-propagating K random steps per batch (K=2 CIFAR10-DVS, 4 DVS-Gesture)"
-    options: dict[str, Any] = {"K": None}
+    # None: the authors' K for the dataset's architecture (SLTT_K), at most T
+    options = {"K": Int(lo=1, default=None)}
 
     def check(self, cfg: RunConfig) -> None:
         check_neuron(cfg)
-        k = cfg.option("K")
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.T):
+        k = cfg.option("K")  # an integer >= 1 or None (its declaration); T is known only here
+        if k is not None and k > cfg.T:
             raise ConfigError(f"sltt-k option K must be an integer in 1..T={cfg.T}, got {k!r}")
 
     def steps(self, cfg: RunConfig, spec: Any) -> int:

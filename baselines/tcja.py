@@ -46,6 +46,7 @@ from hsd.engine import Evaluation, make_optimizer
 from hsd.losses import ce_of_mean
 from hsd.method import RunContext
 from hsd.neurons import make_neuron
+from hsd.params import Bool, Choice
 from hsd.presets import SMOKE_ADAM_LR
 
 # Conv-block numbers (1-based) the block follows, per architecture (authors' code).
@@ -119,9 +120,9 @@ def tcja_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> 
 def tcja_neuron(cfg: RunConfig):
     """Factory of the configured neuron: `cfg.neuron` with the authors' detach_reset and, for
     LIF, decay_input (see the module docstring)."""
-    kw = {"detach_reset": bool(cfg.option("detach_reset", True))}
+    kw = {"detach_reset": cfg.option("detach_reset", True)}
     if cfg.neuron == "lif":
-        kw["decay_input"] = bool(cfg.option("decay_input", True))
+        kw["decay_input"] = cfg.option("decay_input", True)
     return lambda: make_neuron(cfg.neuron, **kw)
 
 
@@ -129,20 +130,15 @@ class TCJAMethod(Baseline):
     name = "tcja"
     summary = "VGG-SNN / SNN-5 with TCJA blocks (authors' placement), LIF, same T"
     neuron = "lif"
-    options = {"loss": "mse", "decay_input": True, "detach_reset": True}
+    options = {
+        "loss": Choice(LOSSES, default="mse"),
+        "decay_input": Bool(True),
+        "detach_reset": Bool(True),
+    }
     presets = TCJA_PRESETS
 
     def check(self, cfg: RunConfig) -> None:
         super().check(cfg)
-        if cfg.option("loss") not in LOSSES:
-            raise ConfigError(
-                f"tcja option loss={cfg.option('loss')!r}; valid: {', '.join(LOSSES)}"
-            )
-        for name in ("decay_input", "detach_reset"):
-            if not isinstance(cfg.option(name), bool):
-                raise ConfigError(
-                    f"tcja option {name} must be true or false, got {cfg.option(name)!r}"
-                )
         if cfg.option("decay_input") and cfg.neuron != "lif":
             raise ConfigError(
                 f"tcja option decay_input=true is a LIF setting; --neuron {cfg.neuron} needs "

@@ -16,8 +16,6 @@ T frames after the T_p pre-training frames (the paper's Table 4, "TET w/ HT").
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
@@ -26,6 +24,7 @@ from hsd.config import RunConfig
 from hsd.engine import Evaluation
 from hsd.losses import mean_ce
 from hsd.method import RunContext
+from hsd.params import Bool
 from hsd.presets import SMOKE_ADAM_LR
 
 # Authors' code (main_training_parallel.py): Adam lr 1e-3 (no weight decay), cosine annealing over
@@ -60,7 +59,7 @@ class TET(Baseline):
     name = "tet"
     summary = "TET loss (per-step CE + λ·MSE to φ), LIF, same T in training and inference"
     neuron = "lif"
-    options: dict[str, Any] = {"ht": False}
+    options = {"ht": Bool(False)}
     presets = TET_PRESETS
 
     def loss(self, logits, target):

@@ -41,6 +41,7 @@ from harness.cli import (
     prepare_data,
     run_main,
 )
+from hsd.config import ConfigError
 
 SWEEP_CHOICES = (*S.SWEEPS, "all")
 
@@ -149,8 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--address",
         default=None,
-        help="Ray cluster to join, host:port of the head's GCS (e.g. 10.0.0.1:6379). Default: "
-        "start a local Ray instance. Multi-node needs --out on a filesystem shared by all nodes",
+        help="Ray cluster to join: host:port of the head's GCS (e.g. 10.0.0.1:6379), or auto for "
+        "the local cluster `ray start --head` last started. Default: $RAY_ADDRESS when set (as "
+        "`ray job submit` sets it), else a private local Ray instance, whatever other clusters "
+        "run. Multi-node needs --out on a filesystem shared by all nodes",
     )
     e.add_argument(
         "--gpus-per-trial",
@@ -263,13 +266,11 @@ def load_best(path: str | None) -> dict | None:
             f"--use-best {path}: expected {{dataset: {{kd_lambda, tau, L, ...}}}} as written by --tune"
         )
     for ds, params in best.items():
-        for key in ("kd_lambda", "tau"):
-            v = params.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-                raise UsageError(f"--use-best {path}: {ds}.{key} must be a number >= 0, got {v!r}")
-        L = params.get("L")
-        if L is not None and (isinstance(L, bool) or not isinstance(L, int) or L < 1):
-            raise UsageError(f"--use-best {path}: {ds}.L must be an integer >= 1, got {L!r}")
+        for key, declared in S.TUNED_FIELDS.items():
+            try:
+                declared.parse(params.get(key))
+            except ConfigError as err:
+                raise UsageError(f"--use-best {path}: {ds}.{key}: {err}") from None
     return best
 
 
@@ -313,6 +314,14 @@ def out_dir(args) -> Path:
 
 
 # -- running -------------------------------------------------------------------------------------
+def ray_address_text(address: str | None) -> str:
+    """Where a Ray sweep ran, for the provenance: "local ray", the --address, or "RAY_ADDRESS=..."."""
+    from harness.executors import ray_exec
+
+    named = ray_exec.chosen_address(address)[1]
+    return "local ray" if named == "local" else address or named
+
+
 def run_report(out: Path) -> None:
     """Run `python -m harness.report OUT` and pass on where the tables and plots are."""
     proc = subprocess.run(
@@ -362,6 +371,7 @@ def _main(argv: list[str]) -> int:
     if executor == "ray":
         from harness.executors import ray_exec
 
+        ray_exec.announce(args.address)  # where the trials run, RAY_ADDRESS included
         ray_exec.check_address(args.address)  # fail fast, before any folder is touched
     try:
         if store.manifest_path.exists():  # resuming: a second driver on it stops here at once
@@ -424,7 +434,7 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
         {
             "sweep": args.sweep,
             "executor": executor,
-            "address": args.address or ("local ray" if executor == "ray" else "-"),
+            "address": ray_address_text(args.address) if executor == "ray" else "-",
             "git_commit": git_commit(),
             "runs": len(trials),
             "result": {k: dict(v) if hasattr(v, "items") else v for k, v in summary.items()}

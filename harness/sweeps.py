@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hsd.config import ConfigError, RunConfig
+from hsd.params import Float, Int
 from hsd.presets import PROFILES
 
 # The simulated stand-ins run anywhere: n-digits for CIFAR10-DVS / N-Caltech101, sim-gestures for
@@ -282,7 +283,13 @@ def expand(
     return out
 
 
-TUNED_FIELDS = ("kd_lambda", "tau", "L")
+# The fields --use-best sets on HSD runs, with the types their values are read as: a
+# best_params.json edited by hand may say 1 where --tune wrote 1.0, and both are one run id.
+TUNED_FIELDS = {
+    "kd_lambda": Float(lo=0.0, default=None),
+    "tau": Float(lo=0.0, default=None),
+    "L": Int(lo=1, default=None),
+}
 
 
 def apply_best(cfg: RunConfig, sweep: str, best: Mapping[str, Mapping[str, Any]]) -> RunConfig:
@@ -290,7 +297,8 @@ def apply_best(cfg: RunConfig, sweep: str, best: Mapping[str, Mapping[str, Any]]
     params = best.get(cfg.dataset)
     if cfg.method != "hsd" or not params:
         return cfg
-    changes = {k: params[k] for k in TUNED_FIELDS if params.get(k) is not None}
+    changes = {k: p.parse(params.get(k)) for k, p in TUNED_FIELDS.items()}
+    changes = {k: v for k, v in changes.items() if v is not None}
     if sweep == "quantization":
         changes.pop("L", None)
     return cfg.replace(**changes)

@@ -40,14 +40,19 @@ from harness.cli import UsageError, abs_path, pick_executor
 from harness.executors import ExecOptions, Progress
 from harness.trial import record, run_trial
 from hsd.config import RunConfig
+from hsd.params import Choice, Float
 
-# λ: the authors' effective weight is 1 in classmean units (the default) and 1/K in batchmean
-# units, down to 1/101 on N-Caltech101; the range spans both with a decade to spare below.
-LAMBDA_RANGE = (1e-3, 10.0)
-TAU_RANGE = (1.0, 20.0)  # the authors' running code: 10 (their unused routine: 2)
-L_CHOICES = (4, 8, 16, 32)
-DEFAULT_POINT = {"kd_lambda": 1.0, "tau": 10.0, "L": 16}  # a point, to check configs up front
-SPACE_TEXT = f"kd_lambda log-uniform {LAMBDA_RANGE}, tau log-uniform {TAU_RANGE}, L in {L_CHOICES}"
+# The search space, declared with the same types as method options (`hsd.params`): every point
+# (sampled, enqueued again after a killed driver, or read back) is parsed by its declaration.
+SPACE = {
+    # λ: the authors' effective weight is 1 in classmean units (the default) and 1/K in batchmean
+    # units, down to 1/101 on N-Caltech101; the range spans both with a decade to spare below.
+    "kd_lambda": Float(1e-3, 10.0, log=True, default=1.0),
+    "tau": Float(1.0, 20.0, log=True, default=10.0),  # authors' running code: 10 (other routine: 2)
+    "L": Choice((4, 8, 16, 32), default=16),
+}
+DEFAULT_POINT = {name: p.default for name, p in SPACE.items()}  # to check configs up front
+SPACE_TEXT = "; ".join(f"{name}: {p.describe()}" for name, p in SPACE.items())
 OBJECTIVE = "best_val_acc (validation split, never test)"
 
 
@@ -60,10 +65,11 @@ def frames_of(dataset: str) -> int:
 def distributions(dataset: str, multi: bool) -> dict:
     import optuna
 
+    lam, tau, L = SPACE["kd_lambda"], SPACE["tau"], SPACE["L"]
     d = {
-        "kd_lambda": optuna.distributions.FloatDistribution(*LAMBDA_RANGE, log=True),
-        "tau": optuna.distributions.FloatDistribution(*TAU_RANGE, log=True),
-        "L": optuna.distributions.CategoricalDistribution(list(L_CHOICES)),
+        "kd_lambda": optuna.distributions.FloatDistribution(lam.lo, lam.hi, log=lam.log),
+        "tau": optuna.distributions.FloatDistribution(tau.lo, tau.hi, log=tau.log),
+        "L": optuna.distributions.CategoricalDistribution(list(L.values)),
     }
     if multi:
         d["T"] = optuna.distributions.IntDistribution(1, frames_of(dataset) - 1)
@@ -78,16 +84,8 @@ def make_trial(
     T = int(params.get("T") or T or table_T)
     if T < 1:
         raise UsageError(f"no paper T for {dataset!r}; pass --T")
-    cfg = RunConfig(
-        method,
-        dataset,
-        T,
-        seed=seed,
-        profile=profile,
-        kd_lambda=float(params["kd_lambda"]),
-        tau=float(params["tau"]) if params.get("tau") is not None else None,
-        L=int(params["L"]),
-    )
+    point = {k: p.parse(params[k]) for k, p in SPACE.items() if params.get(k) is not None}
+    cfg = RunConfig(method, dataset, T, seed=seed, profile=profile, **point)
     (trial,) = S.resolve_all([S.Trial(cfg, (("tune", method),))])
     return trial
 
@@ -351,6 +349,7 @@ def main_from_args(args, argv) -> int:
     if executor == "ray":
         from harness.executors import ray_exec
 
+        ray_exec.announce(args.address)
         ray_exec.check_address(args.address)
     out = Path(args.out or "runs/tune").resolve()
     manifest = {

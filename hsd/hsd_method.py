@@ -53,6 +53,7 @@ from hsd.hybrid import (
 )
 from hsd.method import Method, RunContext
 from hsd.models import model_for_run
+from hsd.params import Bool, Choice
 from hsd.presets import SMOKE_ADAM_LR, Per
 
 DISTILL = ("skd", "kd", "none")
@@ -86,11 +87,11 @@ class HSD(Method):
     summary = "HT (QCFS ANN on [0,T_p) -> IF SNN) + SKD fine-tuning on [T_p, T_p+T)"
     neuron = "if-converted"
     options = {
-        "ht": True,
-        "distill": "skd",
-        "kl_reduction": "classmean",
-        "surrogate": "normalized",
-        "ann_loss": "per-frame",
+        "ht": Bool(True),
+        "distill": Choice(DISTILL, default="skd"),
+        "kl_reduction": Choice(losses.KL_REDUCTIONS, default="classmean"),
+        "surrogate": Choice(neurons.SURROGATE_FORMS, default="normalized"),
+        "ann_loss": Choice(ANN_LOSSES, default="per-frame"),
     }
 
     def preset_layers(self, cfg: RunConfig):
@@ -109,17 +110,9 @@ class HSD(Method):
             raise ConfigError(
                 f"unknown neuron {cfg.neuron!r}; valid: {', '.join(neurons.NEURONS.names())}"
             )
-        for name, valid in (
-            ("distill", DISTILL),
-            ("kl_reduction", losses.KL_REDUCTIONS),
-            ("surrogate", neurons.SURROGATE_FORMS),
-            ("ann_loss", ANN_LOSSES),
-        ):
-            if cfg.option(name) not in valid:
-                raise ConfigError(f"option {name}={cfg.option(name)!r}; valid: {', '.join(valid)}")
 
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
-        ht, distill = bool(cfg.option("ht")), cfg.option("distill")
+        ht, distill = cfg.option("ht"), cfg.option("distill")
         spec = ctx.data.spec
         _, window = ht_partition(cfg.frames, cfg.pre_frames, cfg.T)
         if ht:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from hsd import presets
+from hsd import params, presets
 from hsd.config import ConfigError, RunConfig, validate
 from hsd.registry import Registry
 
@@ -42,8 +42,11 @@ class RunContext:
 class Method:
     """Base class of a training method. Subclasses set the class attributes and implement `run`.
 
-    - `options`: the method-specific options with their defaults; any other option is an error,
-      so a misspelled option never silently does nothing.
+    - `options`: the method-specific options, each declared with its type and default
+      (`hsd.params`: ``{"ht": Bool(False), "loss": Choice(("mse", "ce"), default="mse")}``; a
+      plain bool/int/float/str default declares that type). `resolve` normalises every given
+      value through `hsd.params.normalise`; any other option or value is an error naming the
+      valid ones, so a misspelled option never silently does nothing.
     - `presets`: ``{profile: {field: value}}`` (`hsd.presets`), the method's recipe as data.
     - `alias_of`: this name is another method under the name a paper uses (e.g. ``sts`` = ``tet``):
       `resolve` rewrites it, so both names give one run id and one training.
@@ -122,14 +125,11 @@ def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
     if cfg.method not in METHODS:
         raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS.names())}")
     method = METHODS[cfg.method]
-    given = dict(cfg.options)
-    unknown = sorted(set(given) - set(method.options))
-    if unknown:
-        valid = ", ".join(sorted(method.options)) or "none"
-        raise ConfigError(f"method {cfg.method!r} takes no option {unknown}; its options: {valid}")
+    # Every option value enters the config here, normalised: ht=1 and ht=true are one run id.
+    options = params.normalise(f"method {cfg.method!r}", method.options, dict(cfg.options))
     if method.alias_of:
         return resolve_for(cfg.replace(method=method.alias_of), spec)
-    cfg = method.canonical(cfg.replace(options={**method.options, **given}), spec)
+    cfg = method.canonical(cfg.replace(options=options), spec)
     filled = {k: v for k, v in preset_values(cfg, method, spec).items() if getattr(cfg, k) is None}
     out = cfg.replace(**filled)
     validate(out)

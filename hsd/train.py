@@ -3,6 +3,8 @@
     python -m hsd.train --method hsd --dataset n-digits --T 2 --out result.json
 
 Every run prints a progress bar per training stage and, at the end, accuracy at every t <= T.
+The result file is written whole at the end (a temporary file, then a rename): running the same
+command again overwrites it, and an interrupted run leaves the previous one intact.
 Exit code 2 (with the reason on stderr) for bad input: nothing is trained then.
 """
 
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 
 from hsd.config import PROFILES, ConfigError, RunConfig
-from hsd.paths import unwritable_reason
+from hsd.paths import unwritable_reason, write_atomic
 
 FIELDS = {  # CLI flag -> (RunConfig field, type)
     "frames": int,
@@ -35,16 +37,13 @@ FIELDS = {  # CLI flag -> (RunConfig field, type)
 }
 
 
-def parse_option(text: str) -> tuple[str, object]:
-    """`name=value` with value parsed as JSON when possible (true, 2, 0.5), else kept a string."""
+def parse_option(text: str) -> tuple[str, str]:
+    """`name=value`, the value kept as typed: `resolve` parses it with the option's declared type
+    (`hsd.params`), so ht=1, ht=true and ht=True are one value and ht=maybe is refused."""
     if "=" not in text:
         raise ConfigError(f"--option expects name=value, got {text!r}")
     name, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return name.strip(), value
+    return name.strip(), raw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="method-specific option, e.g. --option ht=false --option distill=kd",
+        help="method-specific option, e.g. --option ht=false --option distill=kd; each method "
+        "declares its options' types (a bad name or value lists the valid ones)",
     )
     p.add_argument("--root", help="real dataset root (simulated sets are generated when absent)")
     p.add_argument("--cache-dir", help="frame cache folder (default ~/.cache/hsd/frames)")
@@ -96,17 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
         "same numbers whichever entry point runs it)",
     )
     p.add_argument("--checkpoint-dir", help="checkpoint every epoch here; a rerun resumes")
-    p.add_argument("--out", default="result.json", help="where to write the JSON result")
+    p.add_argument(
+        "--out",
+        default="result.json",
+        help="the JSON result file (default result.json); an existing file is overwritten "
+        "atomically when the run finishes",
+    )
     return p
 
 
 def check_writable(path: Path) -> None:
     """Refuse an --out that cannot be written before anything trains."""
-    reason = unwritable_reason(path)
+    reason = unwritable_reason(path, kind="file")
     if reason:
-        raise ConfigError(f"--out {path}: {reason}; choose another --out")
-    if path.is_dir():
-        raise ConfigError(f"--out {path} is a folder; name a .json file")
+        raise ConfigError(f"--out {path}: {reason}; name a .json file in a writable folder")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=str))
+    write_atomic(out, json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=str))
     print("t   acc     stream  energy/sample")
     for r in rows:
         print(f"{r['t']:<3} {r['acc']:.4f}  {r['stream_fraction']:.2f}    {r['energy_j']:.3e} J")

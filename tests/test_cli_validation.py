@@ -74,8 +74,9 @@ def test_inapplicable_or_impossible_options_exit_2(data_env, tmp_path, args, mes
 @pytest.mark.parametrize(
     "best, message",
     [
-        ({"n-digits": {"kd_lambda": "abc"}}, "kd_lambda must be a number"),
-        ({"n-digits": {"L": 4.5}}, "L must be an integer"),
+        ({"n-digits": {"kd_lambda": "abc"}}, "n-digits.kd_lambda: 'abc' is not a number >= 0"),
+        ({"n-digits": {"tau": True}}, "n-digits.tau: True is not a number >= 0"),
+        ({"n-digits": {"L": 4.5}}, "n-digits.L: 4.5 is not an integer >= 1"),
         ({"n-digits": 3}, "expected {dataset:"),
     ],
 )

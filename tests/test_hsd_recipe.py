@@ -125,7 +125,7 @@ def test_bad_recipe_options_are_refused():
         ("surrogate", "normalized, raw"),
         ("ann_loss", "per-frame, mean-logits"),
     ):
-        with pytest.raises(ConfigError, match=f"option {opt}='x'; valid: {valid}"):
+        with pytest.raises(ConfigError, match=f"option {opt}=x: 'x' is not one of {valid}"):
             resolve(RunConfig(**kw, options={opt: "x"}))
     with pytest.raises(ConfigError, match=r"drop --neuron lif \(or use --option ht=false\)"):
         resolve(RunConfig(**kw, neuron="lif"))

@@ -123,5 +123,8 @@ def test_tcja_neuron_is_the_authors_lif():
     assert not tet_style.decay_input and not tet_style.detach_reset
     with pytest.raises(ConfigError, match="decay_input=false"):
         resolve(RunConfig("tcja", "n-digits", 2, neuron="if"))
-    with pytest.raises(ConfigError, match="must be true or false"):
-        resolve(RunConfig("tcja", "n-digits", 2, options={"detach_reset": "yes"}))
+    with pytest.raises(ConfigError, match="detach_reset=maybe: 'maybe' is not true or false"):
+        resolve(RunConfig("tcja", "n-digits", 2, options={"detach_reset": "maybe"}))
+    # every spelling of a boolean is one value, hence one run id
+    no = resolve(RunConfig("tcja", "n-digits", 2, options={"detach_reset": False}))
+    assert resolve(RunConfig("tcja", "n-digits", 2, options={"detach_reset": "no"})) == no

@@ -30,6 +30,7 @@ from harness.bench.anchors import IMPLS
 from harness.bench.config import QUICK, SIZE_PROFILES, BenchError, TrainConfig
 from hsd.config import ConfigError
 from hsd.device import DEVICE_CHOICES, pick_device, versions
+from hsd.paths import unwritable_reason, write_atomic
 
 
 def _positive(kind):
@@ -226,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         worker(json.loads(args.spec))
         return 0
     try:
+        if args.out:  # checked before the benchmark runs, not after
+            reason = unwritable_reason(args.out, kind="file")
+            if reason:
+                raise BenchError(f"--out {args.out}: {reason}; name a .json file")
         if args.command == "data":
             return data_bench.run(args, "python -m harness.bench " + shlex.join(argv))
         threads = args.threads or (1 if args.quick else None)
@@ -238,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report |= _provenance(argv)
     out = args.out or default_out(args.command, report["device_type"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(out, json.dumps(report, indent=2) + "\n")  # a rerun overwrites it whole
     print(f"wrote {out}")
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 from harness.bench.config import BenchError
 from harness.cli import positive_int
 from hsd.data.frames import integrate_frames
+from hsd.paths import unwritable_reason, write_atomic
 
 #: Goals: SpikingJelly's bincount speed, and 10x the 17,000 frames/s a DataLoader reading
 #: per-sample .npz frames manages on these machines.
@@ -161,6 +162,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, command: str) -> int:
     """Run both benchmarks, print the table, write JSON to --out. Raises BenchError on bad input."""
+    reason = args.out and unwritable_reason(args.out, kind="file")  # before the work, not after
+    if reason:
+        raise BenchError(f"--out {args.out}: {reason}; name a .json file")
     if args.events < args.frames:
         raise BenchError(f"--events {args.events} must be >= --frames {args.frames}")
     if args.batch > args.samples:
@@ -196,6 +200,6 @@ def run(args: argparse.Namespace, command: str) -> int:
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
         }
-        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+        write_atomic(args.out, json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.out}")
     return 0

@@ -53,33 +53,68 @@ _STARTED_RAY = False
 GCS_PROBE_METHOD = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 
 
+def chosen_address(address: str | None) -> tuple[str, str]:
+    """The Ray address this command uses and how to name it to the user: `--address` when given,
+    else ``RAY_ADDRESS`` from the environment (as ``ray job submit`` sets it), else ``"local"``: a
+    private instance started for this command, whatever other clusters or address files
+    (``ray_current_cluster`` in Ray's temp folder) exist. ``--address auto`` joins the local
+    cluster `ray start` last recorded."""
+    if address:
+        return address, f"--address {address}"
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env:
+        return env, f"RAY_ADDRESS={env}"
+    return "local", "local"
+
+
+def announce(address: str | None) -> None:
+    """One line on stderr saying where the trials will run (before any other output)."""
+    target, named = chosen_address(address)
+    if target == "local":
+        line = (
+            "a private local Ray instance (join a running cluster with --address HOST:PORT or auto)"
+        )
+    elif named.startswith("RAY_ADDRESS"):
+        line = (
+            f"the Ray cluster at {named}, set in the environment (unset RAY_ADDRESS to start a "
+            "private local instance)"
+        )
+    else:
+        line = f"the Ray cluster at {named}"
+    print(f"ray: trials run on {line}", file=sys.stderr, flush=True)
+
+
 def check_address(address: str | None, timeout: float = 3.0) -> None:
-    """Fail fast (ExecutorError) when a cluster address is not a Ray head, instead of hanging.
+    """Fail fast (ExecutorError) when the chosen cluster address (`chosen_address`: --address or
+    RAY_ADDRESS) is not a Ray head, instead of hanging.
 
     Two bounded checks: the port accepts a TCP connection within `timeout` seconds, and it answers
     a Ray GCS gRPC call within 5 s. `ray.init` against a listener that is not Ray (a web server,
     say) would otherwise wait for minutes.
     """
-    if not address or address == "auto":
+    address, named = chosen_address(address)
+    if address in ("local", "auto"):
         return
+    drop = "unset RAY_ADDRESS" if named.startswith("RAY_ADDRESS") else "drop --address"
     target = address.split("://", 1)[-1]
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
         raise ExecutorError(
-            f"--address {address!r}: expected host:port of the Ray head (e.g. 10.0.0.1:6379)"
+            f"{named}: expected host:port of the Ray head (e.g. 10.0.0.1:6379), or {drop} to use "
+            "a private local Ray instance"
         )
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
     except OSError as err:
         raise ExecutorError(
-            f"--address {address}: no Ray head answers there ({err}). Start one with "
-            f"`ray start --head --port={port}` or drop --address to use a local Ray instance"
+            f"{named}: no Ray head answers there ({err}). Start one with "
+            f"`ray start --head --port={port}` or {drop} to use a private local Ray instance"
         ) from None
-    _probe_gcs(address, f"{host}:{port}", timeout=max(timeout, 5.0))
+    _probe_gcs(named, f"{host}:{port}", drop, timeout=max(timeout, 5.0))
 
 
-def _probe_gcs(address: str, target: str, timeout: float) -> None:
+def _probe_gcs(named: str, target: str, drop: str, timeout: float) -> None:
     """ExecutorError unless `target` answers a Ray GCS gRPC call within `timeout` seconds."""
     if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         return  # a TLS cluster needs Ray's certificates; `ray.init` checks it
@@ -97,9 +132,9 @@ def _probe_gcs(address: str, target: str, timeout: float) -> None:
         if err.code() == grpc.StatusCode.UNAUTHENTICATED:
             return  # a Ray GCS with token authentication: `ray.init` presents the token
         raise ExecutorError(
-            f"--address {address}: something listens there, but it is not the GCS of a Ray head "
+            f"{named}: something listens there, but it is not the GCS of a Ray head "
             f"({err.code().name}: {(err.details() or '').splitlines()[0][:200]}). Pass the address "
-            "`ray start --head` prints (its --port, default 6379), or drop --address to use a "
+            f"`ray start --head` prints (its --port, default 6379), or {drop} to use a private "
             "local Ray instance"
         ) from None
     finally:
@@ -133,16 +168,22 @@ def check_cluster_fits(cpus: float, gpus: float) -> None:
 
 
 def init(address: str | None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
-    """Join the cluster at `address`, or start a local instance (all CPUs unless `num_cpus`).
+    """Join the cluster `chosen_address` names, or start a private local instance (all CPUs
+    unless `num_cpus`).
 
-    A local instance listens on 127.0.0.1 only: Ray binds its GCS and raylets to every interface
-    unless the node's IP is the loopback address, which it only picks when clusters are disabled
-    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when Ray is imported, so set before that).
+    The local instance is started with ``address="local"``: `ray.init` without an address would
+    join the cluster named by ``RAY_ADDRESS`` or by the address file a `ray start --head` left in
+    Ray's temp folder (even a dead one: "When connecting to an existing cluster, num_cpus and
+    num_gpus must not be provided"). It listens on 127.0.0.1 only: Ray binds its GCS and raylets
+    to every interface unless the node's IP is the loopback address, which it only picks when
+    clusters are disabled (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when Ray is imported, so
+    set before that).
     """
     global _STARTED_RAY
+    address, named = chosen_address(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the driver shows its own progress bar
-    if not address and "ray" not in sys.modules:
+    if address == "local" and "ray" not in sys.modules:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
@@ -154,11 +195,12 @@ def init(address: str | None, *, num_cpus: int | None = None, num_gpus: int | No
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     kw = dict(runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=False)
     try:
-        if address:
+        if address != "local":
             check_address(address)
             ray.init(address=address, **kw)
         else:
             ray.init(
+                address="local",
                 num_cpus=os.cpu_count() if num_cpus is None else num_cpus,
                 num_gpus=num_gpus,
                 include_dashboard=False,
@@ -166,9 +208,7 @@ def init(address: str | None, *, num_cpus: int | None = None, num_gpus: int | No
             )
             _STARTED_RAY = True
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ExecutorError(
-            f"cannot start or join Ray (address={address or 'local'}): {err}"
-        ) from err
+        raise ExecutorError(f"cannot start or join Ray ({named}): {err}") from err
 
 
 def shutdown() -> None:

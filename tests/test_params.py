@@ -1,0 +1,195 @@
+"""Typed option declarations (`hsd.params`): every spelling of a value is one value and one run
+id, anything else is refused naming the valid values, wherever the value enters; and the run ids
+of the configs already in the committed stores do not move."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import sweeps as S
+from hsd import params
+from hsd.config import ConfigError, RunConfig
+from hsd.method import METHODS, resolve
+from hsd.params import Bool, Choice, Float, Int, Text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("true", True), ("True", True), ("1", True), ("yes", True), (" ON ", True), (1, True),
+     ("false", False), ("FALSE", False), ("0", False), ("no", False), ("off", False), (0, False),
+     (True, True), (False, False)],
+)  # fmt: skip
+def test_bool_spellings(text, value):
+    assert Bool(False).parse(text) is value
+
+
+@pytest.mark.parametrize("bad", ["maybe", "2", 2, -1, "", 0.5, None, "tru"])
+def test_bool_refuses_anything_else_naming_the_valid_values(bad):
+    with pytest.raises(ConfigError, match=r"is not true or false \(or yes/no, on/off, 1/0\)"):
+        Bool(True).parse(bad)
+
+
+def test_int_float_choice_parse_and_normalise():
+    k = Int(lo=1, hi=8, default=None)
+    assert k.parse("3") == 3 and type(k.parse("3")) is int
+    assert k.parse(None) is None and k.parse("none") is None  # optional: back to the default
+    for bad in ("0", "9", "2.5", 2.5, True, "x"):
+        with pytest.raises(ConfigError, match=r"is not an integer in \[1, 8\], or none"):
+            k.parse(bad)
+    with pytest.raises(ConfigError, match="is not an integer >= 1$"):
+        Int(lo=1, default=4).parse("none")  # not optional: none is no value
+
+    lr = Float(1e-3, 10.0, log=True, default=1.0)
+    assert lr.parse("0.5") == 0.5 and lr.parse(2) == 2.0 and type(lr.parse(2)) is float
+    for bad in ("nan", "inf", "20", "1e-4", True, "x"):
+        with pytest.raises(ConfigError, match=r"in \[0.001, 10\], log scale"):
+            lr.parse(bad)
+    with pytest.raises(ValueError, match="log-scale"):
+        Float(0.0, 1.0, log=True, default=0.5)
+
+    L = Choice((4, 8, 16, 32), default=16)
+    assert L.parse("16") == 16 and type(L.parse("16")) is int and L.parse(16.0) == 16
+    with pytest.raises(ConfigError, match="is not one of 4, 8, 16, 32"):
+        L.parse("12")
+    d = Choice(("skd", "kd", "none"))
+    assert d.default == "skd" and d.parse("SKD") == "skd" and d.parse(" kd ") == "kd"
+    with pytest.raises(ConfigError, match="is not one of skd, kd, none"):
+        d.parse("banana")
+    flag = Choice((True, False))
+    assert flag.parse(True) is True
+    with pytest.raises(ConfigError):
+        flag.parse(1)  # a bool choice does not take the integer 1 for True
+
+
+def test_defaults_are_stored_normalised_and_a_bad_default_is_refused():
+    assert Float(0, 1, default=1).default == 1.0 and type(Float(0, 1, default=1).default) is float
+    with pytest.raises(ConfigError):
+        Choice(("a", "b"), default="c")
+    with pytest.raises(ConfigError):
+        Int(lo=2, default=1)
+
+
+def test_holds_is_value_and_type():
+    assert Bool(True).holds(False) and not Bool(True).holds(0) and not Bool(True).holds("true")
+    assert Int(lo=1, default=None).holds(None) and not Int(lo=1, default=None).holds(2.0)
+    assert Float(default=1.0).holds(1.0) and not Float(default=1.0).holds(1)
+    assert Choice(("a", "b")).holds("a") and not Choice(("a", "b")).holds("A")
+
+
+def test_plain_defaults_declare_a_type():
+    assert params.declared(True) == Bool(True)
+    assert params.declared(3) == Int(default=3)
+    assert params.declared(0.5) == Float(default=0.5)
+    assert params.declared("ok") == Text("ok")
+    with pytest.raises(TypeError, match="declare it with hsd.params"):
+        params.declared(None)
+    assert params.normalise("plugin", {"mode": "ok", "n": 2}, {"n": "5"}) == {"mode": "ok", "n": 5}
+    with pytest.raises(ConfigError, match="n=x: 'x' is not an integer"):
+        params.normalise("plugin", {"n": 2}, {"n": "x"})
+
+
+def test_descriptions_of_the_types():
+    assert (
+        Float(1e-3, 10.0, log=True, default=1.0).describe() == "a number in [0.001, 10], log scale"
+    )
+    assert Int(lo=1, default=None).describe() == "an integer >= 1, or none"
+    assert Int(hi=5, default=0).describe() == "an integer <= 5"
+    assert Choice(("mse", "ce")).describe() == "one of mse, ce"
+    assert Text("x").describe() == "any text"
+    assert params.describe_all({"ht": Bool(True), "K": Int(lo=1, default=None)}) == (
+        "K: an integer >= 1, or none, default none; ht: true or false (or yes/no, on/off, 1/0), "
+        "default true"
+    )
+
+
+def test_every_builtin_method_declares_its_options_with_a_type():
+    builtin = ("hsd", "tet", "sts", "dts", "ce", "sltt", "sltt-k", "tcja", "kd-response",
+               "kd-feature", "kd-both")  # fmt: skip
+    for name in builtin:
+        for opt, decl in METHODS[name].options.items():
+            assert isinstance(decl, params.Param) and not isinstance(decl, Text), (name, opt)
+
+
+def test_one_run_id_for_every_spelling_and_a_refusal_naming_the_valid_values():
+    def rid(**opts):
+        return resolve(RunConfig("hsd", "n-digits", 3, options=opts)).run_id()
+
+    assert rid(ht="true") == rid(ht="True") == rid(ht="1") == rid(ht=True) == rid(ht=1) == rid()
+    assert rid(ht="false", distill="SKD") == rid(ht=False, distill="skd") != rid()
+    for bad in ("maybe", "2", 2):
+        with pytest.raises(ConfigError, match="option ht=.*true or false"):
+            rid(ht=bad)
+    with pytest.raises(ConfigError, match="takes no option bogus; its options: ann_loss: one of"):
+        rid(bogus="1")
+    k = resolve(RunConfig("sltt-k", "n-digits", 5, options={"K": "2"}))
+    assert k.option("K") == 2 and k == resolve(RunConfig("sltt-k", "n-digits", 5, options={"K": 2}))
+
+
+def test_sweep_variants_enter_through_the_same_declarations():
+    """A variant's options are normalised like any other: a sweep written with "1" for True
+    plans the same run as the registry's."""
+    reg = S.resolve_all(S.expand(["ablation"], datasets=["n-digits"], T=[3], seeds=1))
+    spelled = [
+        S.Trial(t.cfg.replace(options={k: str(v).lower() for k, v in t.cfg.options}), t.cells)
+        for t in reg
+    ]
+    assert [t.run_id for t in S.resolve_all(spelled)] == [t.run_id for t in reg]
+    bad = S.Trial(RunConfig("hsd", "n-digits", 3, options={"ht": "maybe"}), (("ablation", "x"),))
+    with pytest.raises(S.SweepError, match="option ht=maybe: 'maybe' is not true or false"):
+        S.resolve_all([bad])
+
+
+def test_tuning_points_are_parsed_by_the_search_space_declarations():
+    from harness import tune
+
+    t = tune.make_trial("n-digits", {"kd_lambda": "0.5", "tau": 2, "L": "8"}, "smoke", 3)
+    assert (t.cfg.kd_lambda, t.cfg.tau, t.cfg.L) == (0.5, 2.0, 8) and type(t.cfg.tau) is float
+    with pytest.raises(ConfigError, match="is not one of 4, 8, 16, 32"):
+        tune.make_trial("n-digits", {"kd_lambda": 1.0, "L": 12}, "smoke", 3)
+    assert tune.DEFAULT_POINT == {"kd_lambda": 1.0, "tau": 10.0, "L": 16}
+
+
+def test_train_cli_refuses_a_bad_option_value_with_exit_2(data_env, tmp_path):
+    from hsd.train import main
+
+    for opt, message in (
+        ("ht=maybe", "'maybe' is not true or false (or yes/no, on/off, 1/0)"),
+        ("ht=2", "'2' is not true or false"),
+        ("distill=banana", "'banana' is not one of skd, kd, none"),
+    ):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["--method", "hsd", "--dataset", "n-digits", "--T", "2", "--option", opt,
+                         "--out", str(tmp_path / "r.json")])  # fmt: skip
+        assert code == 2 and message in err.getvalue(), err.getvalue()
+        assert not (tmp_path / "r.json").exists()
+
+
+def test_run_ids_of_the_committed_stores_do_not_move():
+    """Every training run in results/all-smoke is planned, with the same run id, by the command
+    that made it: stored rows stay keyed on their configs."""
+    rows = [json.loads(x) for x in (REPO / "results/all-smoke/results.jsonl").read_text().split("\n") if x]  # fmt: skip
+    stored = {r["run_id"] for r in rows if r.get("sweep") != "params"}
+    planned = {
+        t.run_id for t in S.resolve_all(S.expand([n for n in S.SWEEPS if S.SWEEPS[n].trains]))
+    }
+    assert stored and stored == planned
+
+
+def test_use_best_values_are_read_with_their_field_types():
+    """A hand-written best_params.json saying 1 where --tune writes 1.0 plans the same runs."""
+
+    def ids(best):
+        trials = S.expand(["ablation"], datasets=["n-digits"], T=[3], seeds=1, best=best)
+        return [t.run_id for t in S.resolve_all(trials)]
+
+    assert ids({"n-digits": {"kd_lambda": 1, "tau": 4, "L": 8}}) == ids(
+        {"n-digits": {"kd_lambda": 1.0, "tau": 4.0, "L": 8}}
+    )
