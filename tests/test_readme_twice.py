@@ -108,7 +108,7 @@ TWICE = {
 }
 
 EXEMPT = {
-    'pip install -e ".[dev]"': "installs the package (network)",
+    'pip install -c requirements.lock -e ".[dev]"': "installs the package (network)",
     "python -m pytest -q": "the test suite itself",
     'python -m pytest -q -m "not slow"': "the test suite itself",
     "ruff check . && ruff format --check .": "a development check that writes nothing",
@@ -120,6 +120,7 @@ EXEMPT = {
     "python -m harness.run --sweep all --profile paper --root /shared/data --address HEAD_IP:6379 --gpus-per-trial 0.5 --out /shared/runs/paper": "a cluster, real data",
     "python -m harness.bench train": "full size on a GPU",
     "bash results/bench/gpu_check.sh": "a GPU",
+    "python -m harness.slurm --nodes 2 --gpus-per-node 4 --time 12:00:00 --partition gpu -- --sweep latency --profile paper --root /shared/data --out /shared/runs/latency": "a SLURM cluster, real data (tests/test_slurm.py submits its script to a real SLURM)",
 }  # fmt: skip
 
 
