@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -154,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    write_atomic(out, json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=str))
+    # The command as typed (never the interpreter's path), as every row of a sweep records it.
+    command = shlex.join(["python", "-m", "hsd.train", *(sys.argv[1:] if argv is None else argv)])
+    rows = [{**r, "command": command} for r in rows]
+    result = {"command": command, "config": cfg.to_dict(), "rows": rows}
+    write_atomic(out, json.dumps(result, indent=1, default=str))
     print("t   acc     stream  energy/sample")
     for r in rows:
         print(f"{r['t']:<3} {r['acc']:.4f}  {r['stream_fraction']:.2f}    {r['energy_j']:.3e} J")

@@ -191,6 +191,9 @@ def test_cli_writes_json_and_exits_2_on_bad_input(dirs, tmp_path, capsys):
     assert train_main(args) == 0
     result = json.loads(out.read_text())
     assert result["config"]["method"] == "hsd" and len(result["rows"]) == 1
+    typed = "python -m hsd.train " + " ".join(args)  # as typed: no interpreter path
+    assert result["command"] == result["rows"][0]["command"] == typed
+    assert {"cpu", "cpu_isa", "ver_spikingjelly", "ver_tonic"} <= set(result["rows"][0])
     assert train_main(["--method", "hsd", "--dataset", "n-digits", "--T", "10"]) == 2
     assert "no pre-training frame" in capsys.readouterr().err
     assert (
