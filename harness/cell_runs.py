@@ -57,10 +57,16 @@ class CellRuns:
         """Cells `a` and `b` (each (variant, T)) side by side per seed, with ``a − b`` where both
         ran ok: the pairs a paired difference is computed from (a seed on one side only shows too).
         """
-        left, right = self.cell(sweep, dataset, *a), self.cell(sweep, dataset, *b)
-        both = left.merge(right, on="seed", how="outer", suffixes=(" a", " b"))
-        ok = (both["status a"] == "ok") & (both["status b"] == "ok")
-        both["a − b"] = (both[f"{ACC} a"] - both[f"{ACC} b"]).where(ok)
-        both = both.rename(columns={"run id a": "run a", "run id b": "run b"})
-        cols = ["seed", "run a", f"{ACC} a", "run b", f"{ACC} b", "a − b"]
-        return both.sort_values("seed")[cols].reset_index(drop=True)
+        return side_by_side(self.cell(sweep, dataset, *a), self.cell(sweep, dataset, *b))
+
+
+def side_by_side(left: pd.DataFrame, right: pd.DataFrame, names: tuple[str, str] = ("a", "b")):
+    """Two `CellRuns.cell` answers matched by seed: run and accuracy of each side and their
+    difference where both ran ok (a seed on one side only shows too, with no difference)."""
+    a, b = names
+    both = left.merge(right, on="seed", how="outer", suffixes=(f" {a}", f" {b}"))
+    ok = (both[f"status {a}"] == "ok") & (both[f"status {b}"] == "ok")
+    both[f"{a} − {b}"] = (both[f"{ACC} {a}"] - both[f"{ACC} {b}"]).where(ok)
+    both = both.rename(columns={f"run id {a}": f"run {a}", f"run id {b}": f"run {b}"})
+    cols = ["seed", f"run {a}", f"{ACC} {a}", f"run {b}", f"{ACC} {b}", f"{a} − {b}"]
+    return both.sort_values("seed")[cols].reset_index(drop=True)

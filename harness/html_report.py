@@ -84,6 +84,8 @@ td.v-yes { background: #e2f3e0; color: #1b5e20; font-weight: 600; white-space: n
 td.v-no { background: #fde3e1; color: #8e1b1b; font-weight: 600; white-space: nowrap; }
 td.v-maybe { background: #f2f2f2; color: #555; white-space: nowrap; }
 td.v-none { color: #999; } td.nw { white-space: nowrap; }
+td.v-same { background: #eef3f8; color: #2c4a66; white-space: nowrap; }
+td.v-diff { background: #fff0d9; color: #7a4300; font-weight: 600; white-space: nowrap; }
 details summary { cursor: pointer; }
 details table { font-size: 0.95em; margin: 0.3em 0; background: #fbfbfb; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -143,7 +145,8 @@ def table_html(table: PageTable) -> str:
     )
 
 
-def _table_block(table: PageTable, folded: bool) -> str:
+def table_block(table: PageTable, folded: bool = False) -> str:
+    """Title, caption and table; a `folded` table opens on demand."""
     parts = [f'<h3 id="{html.escape(table.name)}">{html.escape(table.title)}</h3>']
     if table.caption:
         parts.append(f'<p class="caption">{html.escape(table.caption)}</p>')
@@ -231,15 +234,9 @@ def render(
     present = {n: t for n, t in tables.items() if t is not None and not t.empty}
 
     def block(name: str) -> str:
-        return _table_block(page_table(name, present.pop(name), runs, rows), name in FOLDED)
+        return table_block(page_table(name, present.pop(name), runs, rows), name in FOLDED)
 
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
+    parts = []
     sections = [("summary", "What was run"), ("figures", "Figure 2 and early exit")]
     sections += [("claims", "The paper's claims")] if "claims" in present else []
     sections += [(a, t) for a, t, names, _ in SECTIONS if any(n in present for n in names)]
@@ -283,7 +280,21 @@ def render(
     parts.append('<section id="s-provenance"><h2>Provenance</h2>')
     for key, value in (info or {}).items():
         parts.append(f"<h3>{html.escape(key)}</h3><pre>{html.escape(value)}</pre>")
-    parts.append("</section></body></html>")
+    parts.append("</section>")
+    return page_shell(title, parts)
+
+
+def page_shell(title: str, body: Iterable[str]) -> str:
+    """A whole page: head (title, style), the title as heading, then `body`."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *body,
+        "</body></html>",
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -312,8 +323,12 @@ def write_html(
         rows=rows,
         curves=curves,
     )
-    path = out / REPORT_FILE
+    return write_text_atomic(out / REPORT_FILE, page)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file, so a reader never sees half a page."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path

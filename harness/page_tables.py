@@ -30,6 +30,10 @@ VERDICT_MARKS = (
     ("not supported", "v-no", "✘"),
     ("HSD worse", "v-no", "✘"),
     ("inconclusive", "v-maybe", "?"),
+    ("identical", "v-same", "="),
+    ("A higher", "v-diff", "▲"),
+    ("A lower", "v-diff", "▼"),
+    ("no clear difference", "v-maybe", "?"),
 )
 SEEDS_HINT = "Click a cell for the seeds and runs behind it."
 
@@ -287,6 +291,26 @@ def generic_table(name: str, df: pd.DataFrame, runs: CellRuns | None = None) -> 
     if notes and not notes.startswith("Cells:"):
         caption = f"{caption} {notes}".strip()
     return _assemble(name, caption, columns)
+
+
+def frame_table(
+    name: str,
+    df: pd.DataFrame,
+    *,
+    title: str,
+    caption: str = "",
+    verdicts: tuple[str, ...] = (),
+    runs: dict[str, list] | None = None,
+) -> PageTable:
+    """A frame shown as it is (numbers formatted), `verdicts` columns marked; `runs` maps a column
+    to the runs behind each of its cells (a DataFrame or None per row)."""
+    columns = []
+    for c in df.columns:
+        cells = [verdict_cell(v) if c in verdicts else Cell(text_of(v, c)) for v in df[c]]
+        for cell, detail in zip(cells, (runs or {}).get(c, [None] * len(df)), strict=True):
+            cell.runs = detail
+        columns.append((c, cells))
+    return _assemble(name, caption, columns, title=title)
 
 
 def page_table(

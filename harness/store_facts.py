@@ -64,7 +64,15 @@ def values(rows: pd.DataFrame | None, column: str) -> list[str]:
     """The distinct values of `column` in `rows` as sorted strings ([] when absent or all empty)."""
     if rows is None or column not in rows:
         return []
-    return sorted({str(v) for v in rows[column].dropna()}, key=_natural)
+    return sorted({_text(v) for v in rows[column].dropna()}, key=_natural)
+
+
+def _text(value) -> str:
+    """A stored value as text; a whole float is the integer it holds (a column with gaps reads
+    back as floats: 10.0 is the 10 another store wrote)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _natural(text: str):
