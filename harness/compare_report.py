@@ -34,6 +34,7 @@ from harness.store_compare import (
     config_differences,
     runs_in_one_store,
 )
+from harness.store_errors import fs_error
 from harness.tables import to_markdown
 
 CELLS_CAPTION = (
@@ -142,13 +143,16 @@ def compare(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path | None = N
     markdown = "\n".join(md)
     page = _html(title, lines, a, b, cells, shown_cells, shown_claims, runs)
     out = Path(out_dir) if out_dir else a.path / f"compare-{b.path.resolve().name}"
-    out.mkdir(parents=True, exist_ok=True)
-    cells.to_csv(out / "cells.csv", index=False)
-    files = [
-        write_text_atomic(out / "compare.md", markdown),
-        write_text_atomic(out / "compare.html", page),
-        out / "cells.csv",
-    ]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        cells.to_csv(out / "cells.csv", index=False)
+        files = [
+            write_text_atomic(out / "compare.md", markdown),
+            write_text_atomic(out / "compare.html", page),
+            out / "cells.csv",
+        ]
+    except OSError as err:  # the message says what is wrong with the folder (--compare-out)
+        raise fs_error(err, out, "write the comparison to") from None
     return lines, markdown, files
 
 

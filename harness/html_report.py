@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import paper, stats, store_facts
-from harness.aggregate import LATENCY_ORDER
+from harness.aggregate import VARIANT_ORDER
 from harness.cell_runs import CellRuns
 from harness.page_tables import PageTable, page_table, text_of
 
@@ -168,6 +168,13 @@ def _join(items: Iterable) -> str:
     return ", ".join(str(i) for i in items) or "(not recorded)"
 
 
+def _variants(rows: pd.DataFrame, sweep: str) -> list[str]:
+    """The variants of `sweep` in `rows`, in the order its tables list them."""
+    present = set(rows.loc[rows["sweep"] == sweep, "variant"].dropna())
+    order = VARIANT_ORDER.get(sweep, ())
+    return [v for v in order if v in present] + sorted(present - set(order))
+
+
 def summary(out_dir: str | Path, rows: pd.DataFrame | None) -> tuple[dict[str, str], list[str]]:
     """What was run, as (label -> text, warnings): sweep, datasets, methods, seeds, profile, runs,
     machine and time (from ``COMMAND.txt``)."""
@@ -180,11 +187,12 @@ def summary(out_dir: str | Path, rows: pd.DataFrame | None) -> tuple[dict[str, s
         datasets = store_facts.values(rows, "dataset")
         sim = [d for d in datasets if d in paper.SIMULATED_DATASETS]
         info["datasets"] = _join(f"{d} (simulated)" if d in sim else d for d in datasets)
-        methods = store_facts.values(rows, "method")
-        order = [m for m in LATENCY_ORDER if m in methods] + [
-            m for m in methods if m not in LATENCY_ORDER
-        ]
-        info["methods"] = _join(order)
+        info["methods"] = _join(_variants(rows, "latency") or store_facts.values(rows, "method"))
+        others = [s for s in sweeps if s not in ("latency", "params")]
+        if others:
+            info["variants of the other tables"] = "; ".join(
+                f"{s}: {', '.join(_variants(rows, s))}" for s in others
+            )
         seeds = store_facts.values(rows, "seed")
         info["seeds"] = f"{len(seeds)} ({', '.join(seeds)})" if seeds else "(not recorded)"
         runs = rows.drop_duplicates("run_id")

@@ -118,7 +118,7 @@ def _assemble(name, caption, columns: list[tuple[str, list[Cell]]], title=None) 
 def _seed_range(ns) -> str:
     ns = sorted({int(n) for n in ns if n > 0})
     if not ns:
-        return ""
+        return "its seeds"
     count = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
     return f"{count} seed" + ("" if ns == [1] else "s") + " per cell"
 
@@ -129,8 +129,13 @@ def _dataset_of(label: str) -> str:
     return plain if dataset_label(plain) == label else label
 
 
+def _ran(df: pd.DataFrame, label: str) -> pd.Series:
+    """Rows where dataset column `label` has runs (ok or not)."""
+    return (df[label] != MISSING) | (df[f"{label} non-ok"] > 0)
+
+
 def _single_T(df: pd.DataFrame, label: str):
-    Ts = set(df.loc[df[label] != MISSING, "T"])
+    Ts = set(df.loc[_ran(df, label), "T"])
     return next(iter(Ts)) if len(Ts) == 1 else None
 
 
@@ -138,7 +143,7 @@ def _collapsible(df: pd.DataFrame, labels: list[str], papers: list[str]) -> bool
     """Whether each dataset column holds one T (Tables 2-4, 6): then a row per variant will do."""
     if "T" not in df or "variant" not in df or not labels:
         return False
-    if any(_single_T(df, c) is None and (df[c] != MISSING).any() for c in labels):
+    if any(_single_T(df, c) is None and _ran(df, c).any() for c in labels):
         return False
     per_variant = df.groupby("variant", sort=False)
     return all((per_variant[p].nunique(dropna=False) <= 1).all() for p in papers)
