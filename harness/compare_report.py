@@ -110,7 +110,7 @@ def summary(a: Store, b: Store, cells, claims, tested, one_only, runs, configs) 
         f"both with another status: {where.get('status differs', 0)}.",
     ]
     if configs:
-        lines.append("The stores were made differently: " + " ".join(configs))
+        lines.append("The stores were made differently:")
     else:
         lines.append(
             "The stores were made the same way: same commit, device, library versions, machine "
@@ -120,7 +120,8 @@ def summary(a: Store, b: Store, cells, claims, tested, one_only, runs, configs) 
 
 
 def compare(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path | None = None):
-    """Compare store A with store B; returns (summary lines, the Markdown, files written).
+    """Compare store A with store B; returns (the summary as Markdown, the whole Markdown, the
+    files written).
 
     Both stores are read and everything computed before the first file is written; a missing or
     empty store raises StoreError naming it.
@@ -129,10 +130,11 @@ def compare(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path | None = N
     cells = cell_differences(a, b)
     claims, tested, one_only = changed_claims(a, b)
     runs = runs_in_one_store(a, b)
-    lines = summary(a, b, cells, claims, tested, one_only, runs, config_differences(a, b))
+    configs = config_differences(a, b)
+    lines = summary(a, b, cells, claims, tested, one_only, runs, configs)
     shown_cells, shown_claims = _cells_shown(cells), _claims_shown(claims)
     title = f"{a.path.resolve().name} (A) compared with {b.path.resolve().name} (B)"
-    md = [f"# {title}", "", *(f"- {line}" for line in lines), ""]
+    md = [f"# {title}", "", summary_markdown(lines, configs), ""]
     for heading, frame, caption in (
         ("Cells both stores ran (A − B)", shown_cells, CELLS_CAPTION),
         ("Claims whose verdict changed", shown_claims, CLAIMS_CAPTION),
@@ -141,7 +143,7 @@ def compare(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path | None = N
         md += [f"## {heading}", "", caption, ""]
         md += [to_markdown(frame) if len(frame) else "None.", ""]
     markdown = "\n".join(md)
-    page = _html(title, lines, a, b, cells, shown_cells, shown_claims, runs)
+    page = _html(title, (lines, configs), a, b, cells, shown_cells, shown_claims, runs)
     out = Path(out_dir) if out_dir else a.path / f"compare-{b.path.resolve().name}"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -153,10 +155,16 @@ def compare(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path | None = N
         ]
     except OSError as err:  # the message says what is wrong with the folder (--compare-out)
         raise fs_error(err, out, "write the comparison to") from None
-    return lines, markdown, files
+    return summary_markdown(lines, configs), markdown, files
 
 
-def _html(title, lines, a, b, cells, shown_cells, shown_claims, runs) -> str:
+def summary_markdown(lines: list[str], configs: list[str]) -> str:
+    """The summary as a Markdown list, the ways the stores differ nested under the last line."""
+    return "\n".join([*(f"- {line}" for line in lines), *(f"  - {c}" for c in configs)])
+
+
+def _html(title, summary_lines, a, b, cells, shown_cells, shown_claims, runs) -> str:
+    lines, configs = summary_lines
     ra, rb = CellRuns(a.rows), CellRuns(b.rows)
     seeds = [
         side_by_side(ra.cell(*key), rb.cell(*key), ("A", "B"))
@@ -181,7 +189,11 @@ def _html(title, lines, a, b, cells, shown_cells, shown_claims, runs) -> str:
         frame_table("runs", runs, title="Runs in one store only", caption=RUNS_CAPTION),
     ]
     body = ['<section id="s-summary"><h2>Summary</h2><ul>']
-    body += [f"<li>{html.escape(line)}</li>" for line in lines] + ["</ul></section>"]
+    body += [f"<li>{html.escape(line)}</li>" for line in lines]
+    if configs:
+        body[-1] = body[-1].replace("</li>", "<ul>")
+        body += [f"<li>{html.escape(c)}</li>" for c in configs] + ["</ul></li>"]
+    body.append("</ul></section>")
     for table in tables:
         folded = table.name == "runs" and len(table.rows) > FOLD_RUNS
         block = (

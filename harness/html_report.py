@@ -20,6 +20,7 @@ import pandas as pd
 from harness import paper, stats, store_facts
 from harness.aggregate import VARIANT_ORDER
 from harness.cell_runs import CellRuns
+from harness.latex import is_paper_column
 from harness.page_tables import PageTable, page_table, text_of
 
 REPORT_FILE = "report.html"
@@ -119,12 +120,12 @@ def table_html(table: PageTable) -> str:
 
     def cls(j: int, extra: str = "") -> str:
         names = [n for n in (extra, "num" if numeric[j] else "") if n]
-        if str(table.columns[j]).startswith("paper ("):
+        if is_paper_column(table.columns[j]):
             names.append("paper")
         return f' class="{" ".join(names)}"' if names else ""
 
     def header(c: str) -> str:
-        if c.startswith("paper (") and c.endswith(")"):
+        if is_paper_column(c):
             return html.escape(c[len("paper (") : -1]) + '<br><span class="sub">the paper\'s</span>'
         return "<br>".join(html.escape(part) for part in c.split("\n"))
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.compare:
                 from harness.compare_report import compare
 
-                lines, _, files = compare(args.out_dir, args.compare, args.compare_out)
+                summary, _, files = compare(args.out_dir, args.compare, args.compare_out)
             else:
                 tables, table_files, plot_files = build_report(
                     args.out_dir, plots=not args.no_plots, notes=notes
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     _pass_on(caught)
     if args.compare:
-        print("\n".join(f"- {line}" for line in lines))
+        print(summary)
         print(f"comparison: {', '.join(str(f) for f in files)}")
         return 0
     return _print_report(Path(args.out_dir), tables, table_files, plot_files, notes)

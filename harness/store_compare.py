@@ -177,7 +177,12 @@ def runs_in_one_store(a: Store, b: Store) -> pd.DataFrame:
     moved = moved.assign(status=moved["status"] + " / " + moved["status B"], where="status differs")
     cols = ["where", "run id", "cells", "dataset", "T", "seed", "status"]
     parts = [p for p in (only_a, only_b, moved) if len(p)]
-    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(parts, ignore_index=True)[cols]
+    return out.sort_values(
+        ["where", "dataset", "cells", "T", "seed"], kind="stable", ignore_index=True
+    )
 
 
 def _said(values: list[str]) -> str:
@@ -185,10 +190,20 @@ def _said(values: list[str]) -> str:
 
 
 def config_differences(a: Store, b: Store) -> list[str]:
-    """One plain sentence per way the two stores were made differently; [] when none is found."""
+    """One plain sentence per way the two stores were made differently; [] when none is found.
+
+    Row provenance (commit, device, versions, threads, backend) is read from the runs of the
+    cells both stores hold (all rows when they share none); the machine and commit from each
+    ``COMMAND.txt``; the sweep and its arguments from each ``sweep.json``; recipes per shared cell.
+    """
     out = []
+    # where and with what the runs of the cells both stores hold were made (a store's other
+    # cells, e.g. methods only it ran, would name backends the other never needed)
+    fa, fb = a.final(), b.final()
+    shared = fa[CELL].drop_duplicates().merge(fb[CELL].drop_duplicates(), on=CELL)
+    ra, rb = (f.merge(shared, on=CELL) if len(shared) else s.rows for f, s in ((fa, a), (fb, b)))
     for column, label in store_facts.PROVENANCE_FIELDS.items():
-        va, vb = store_facts.values(a.rows, column), store_facts.values(b.rows, column)
+        va, vb = store_facts.values(ra, column), store_facts.values(rb, column)
         if va != vb:
             out.append(f"{label} differs: A {_said(va)}; B {_said(vb)}.")
     for key, label in store_facts.COMMAND_FACTS.items():
