@@ -192,6 +192,30 @@ def _claim_settings(claim: Claim, grid: list[int]) -> list[tuple[int, int]]:
     return [(T, T) for T in grid]
 
 
+def _claim_grid(sweep_rows: pd.DataFrame, claim: Claim, dataset: str):
+    """((variant, T) pairs that ran on `dataset`, the sorted T at which both sides of `claim` ran).
+
+    A T only one side has is no test of the claim.
+    """
+    on_d = sweep_rows[sweep_rows["dataset"] == dataset]
+    ran = set(zip(on_d["variant"], on_d["T"], strict=True))
+    Ts = [{int(T) for v, T in ran if v == side and pd.notna(T)} for side in (claim.a, claim.b)]
+    return ran, sorted(Ts[0] & Ts[1])
+
+
+def claim_sides(df: pd.DataFrame, text: str, dataset: str, T: int):
+    """The two cells, ((variant a, T a), (variant b, T b)), behind the `claims_table` row of claim
+    `text` on `dataset` at `T` (its smaller T); None for a claim `CLAIMS` does not hold."""
+    claim = next((c for c in CLAIMS if c.text == text), None)
+    if claim is None:
+        return None
+    _, grid = _claim_grid(_final_step(_sweep(df, claim.sweep)), claim, dataset)
+    for Ta, Tb in _claim_settings(claim, grid):
+        if min(Ta, Tb) == T:
+            return (claim.a, Ta), (claim.b, Tb)
+    return None
+
+
 def _comparison(claim: Claim, Ta: int | None = None, Tb: int | None = None) -> str:
     if claim.scope != "largest vs smallest T":
         return f"{claim.a} − {claim.b}"
@@ -222,13 +246,7 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
         datasets = _sort(mine[["dataset"]].drop_duplicates(), ["dataset"])["dataset"]
         rows = []
         for d in datasets:
-            on_d = sweep_rows[sweep_rows["dataset"] == d]
-            ran = set(zip(on_d["variant"], on_d["T"], strict=True))
-            # the T at which the claim's two sides both ran (a T only one side has is no test)
-            Ts = [
-                {int(T) for v, T in ran if v == side and pd.notna(T)} for side in (claim.a, claim.b)
-            ]
-            grid = sorted(Ts[0] & Ts[1])
+            ran, grid = _claim_grid(sweep_rows, claim, d)
             for Ta, Tb in _claim_settings(claim, grid):
                 head = (claim.text, claim.sweep, d, min(Ta, Tb), _comparison(claim, Ta, Tb))
                 if (claim.a, Ta) not in ran or (claim.b, Tb) not in ran:

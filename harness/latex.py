@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import stats
+
 PAPER_TITLE = (
     "Towards Low-latency Event-based Visual Recognition with Hybrid Step-wise Distillation "
     "Spiking Neural Networks"
@@ -47,6 +49,8 @@ TITLES = {
     "early_exit_budget": (
         "Accuracy (%) at a latency budget (mean exit ≤ B steps), threshold chosen on validation"
     ),
+    "paired": "HSD against each baseline, paired by seed",
+    "rank_stability": "How stable the ranking of the methods is over seeds",
     "status": "Runs per status",
     "failures": "Runs that did not finish",
     "curve_flags": "Runs flagged by their learning curves",
@@ -57,7 +61,10 @@ INTERVALS = {
     "early_exit_frontier": "mean ± 95 % Student-t confidence interval over seeds",
     "early_exit_budget": "mean ± 95 % Student-t confidence interval over seeds",
 }
+#: what "±" means elsewhere: `merge_intervals` writes tidy frames' mean and std as "mean ± std"
 DEFAULT_INTERVAL = "mean ± sample standard deviation over seeds"
+#: a cell written ``mean [low, high]`` (`harness.aggregate.format_cell`)
+_CI_CELL = re.compile(r"^\s*[-+]?[\d.]+ \[[-+]?[\d.]+, [-+]?[\d.]+\]\s*$")
 _PM = re.compile(r"^\s*(-?[\d.]+(?:e[-+]?\d+)?)\s*±\s*([\d.]+(?:e[-+]?\d+)?)\s*$")
 _LOWER_IS_BETTER = re.compile(r"exit|stream|fraction|energy|macs|acs|latency", re.I)
 _SPECIAL = {
@@ -139,6 +146,20 @@ def merge_intervals(df: pd.DataFrame) -> pd.DataFrame:
         out = out.rename(columns={"mean": "acc (%)"})
     drop = [c for c in out.columns if str(c).endswith(("non-ok", "non_ok")) and (out[c] == 0).all()]
     return out.drop(columns=drop)
+
+
+def cells_note(name: str, table: pd.DataFrame) -> str:
+    """What the cells of `table` (after `merge_intervals`) hold, for its caption; "" when no cell
+    carries an interval (plain numbers, whose columns say what they are)."""
+
+    def any_cell(test) -> bool:
+        return any(table[c].map(lambda v: isinstance(v, str) and test(v)).any() for c in table)
+
+    if any_cell(lambda v: bool(_CI_CELL.match(v))):
+        return stats.CI_CELLS
+    if name in INTERVALS:
+        return INTERVALS[name]
+    return DEFAULT_INTERVAL if any_cell(lambda v: "±" in v) else ""
 
 
 def _mean_of(v) -> float:
@@ -229,9 +250,12 @@ def to_latex(df: pd.DataFrame, *, name: str = "", caption: str | None = None) ->
         ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    interval = INTERVALS.get(name, DEFAULT_INTERVAL)
+    meaning = cells_note(name, table)
     text = caption or TITLES.get(name, name.replace("_", " "))
-    note = f"{text}. Cells: {interval}; best per column in bold."
+    said = [f"Cells: {meaning}"] if meaning else []
+    if bold.to_numpy().any():
+        said.append("best per column in bold" if said else "Best per column in bold")
+    note = f"{text}." + (f" {'; '.join(said)}." if said else "")
     if any(is_paper_column(c) for c in table.columns):
         note += f" $^\\dagger$ As reported in the paper ``{PAPER_TITLE}'', not measured here."
     lines.append(rf"\caption{{{escape_caption(note)}}}")

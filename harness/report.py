@@ -1,6 +1,7 @@
 """Rebuild every table and plot of a sweep folder from its results store, without training.
 
     python -m harness.report OUTDIR [--no-plots]
+    python -m harness.report OUTDIR --compare OTHER [--compare-out DIR]   (`harness.compare_report`)
 
 Writes ``OUTDIR/tables/<name>.{csv,md,tex}``, ``OUTDIR/plots/<name>.{png,svg,pdf}`` and one
 self-contained ``OUTDIR/report.html`` (tables, embedded plots, provenance), prints where they are,
@@ -72,24 +73,55 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", help="the --out folder of a sweep (holds results.jsonl)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument(
+        "--compare",
+        metavar="B",
+        help="instead of the report, compare this store (A) with the store in folder B: "
+        "differences A − B per cell, claims whose verdict changed, runs in one store only, "
+        "how the two were made differently",
+    )
+    parser.add_argument(
+        "--compare-out",
+        metavar="DIR",
+        help="where --compare writes compare.md, compare.html, cells.csv "
+        "(default: OUT_DIR/compare-<name of B>)",
+    )
     args = parser.parse_args(argv)
+    if args.compare_out and not args.compare:
+        parser.error("--compare-out needs --compare B")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornTailWarning)
         try:
             notes: list[str] = []
-            tables, table_files, plot_files = build_report(
-                args.out_dir, plots=not args.no_plots, notes=notes
-            )
-        except (StoreError, ValueError) as e:
+            if args.compare:
+                from harness.compare_report import compare
+
+                summary, _, files = compare(args.out_dir, args.compare, args.compare_out)
+            else:
+                tables, table_files, plot_files = build_report(
+                    args.out_dir, plots=not args.no_plots, notes=notes
+                )
+        except (StoreError, ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    _pass_on(caught)
+    if args.compare:
+        print(summary)
+        print(f"comparison: {', '.join(str(f) for f in files)}")
+        return 0
+    return _print_report(Path(args.out_dir), tables, table_files, plot_files, notes)
+
+
+def _pass_on(caught) -> None:
     for w in caught:
         # A torn final chunk is expected after a crash: say so, but the report still succeeds.
         if issubclass(w.category, TornTailWarning):
             print(f"warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    out = Path(args.out_dir)
+
+
+def _print_report(out: Path, tables, table_files, plot_files, notes) -> int:
     for note in notes:
         print(f"note: {note}")
     for title, name in (("Table 1", "table1"), ("Figure 2 (accuracy at t = T vs T)", "figure2")):

@@ -11,6 +11,9 @@ Pure functions on arrays (numpy + scipy); `harness.aggregate` applies them to gr
 - `paired_difference`: a − b over matched seeds, the interval of its mean (as `mean_ci`), the
   paired t test p-value (`scipy.stats.ttest_rel`) and the Wilcoxon signed-rank p-value
   (`scipy.stats.wilcoxon`, two-sided, zero differences dropped).
+- `welch_difference`: a − b for two independent samples (no pairing): the difference of means,
+  its Welch interval (Student t with Welch–Satterthwaite degrees of freedom, unequal variances)
+  and the Welch t test p-value (`scipy.stats.ttest_ind`, ``equal_var=False``).
 - `interval_verdict`: whether an interval lies above zero, below zero, or covers it.
 - `rank_agreement`: how often two disjoint halves of the seeds rank the methods in the same order.
 """
@@ -36,6 +39,12 @@ SPLIT_SEED = 0
 
 T_INTERVAL = "t"
 BOOTSTRAP_INTERVAL = "bootstrap"
+#: what a ``mean [low, high]`` cell is, for captions
+CI_CELLS = (
+    f"mean [{CI_LEVEL * 100:.0f} % confidence interval] over seeds (Student t below "
+    f"{BOOTSTRAP_MIN_N} seeds, percentile bootstrap of the mean from {BOOTSTRAP_MIN_N}; one seed "
+    "shows the mean alone)"
+)
 CI_NOTE = (
     f"Cells: mean [{CI_LEVEL * 100:.0f} % confidence interval] over seeds; n = seeds. The interval is "
     f"Student t for n < {BOOTSTRAP_MIN_N} and the percentile bootstrap of the mean "
@@ -46,7 +55,8 @@ CI_NOTE = (
 
 @dataclass(frozen=True)
 class Interval:
-    """A sample's mean with its confidence interval; `method` is ``t``, ``bootstrap`` or ``""``."""
+    """A sample's mean with its confidence interval; `method` is ``t``, ``bootstrap``, ``welch``
+    (a difference of two means, `welch_difference`) or ``""`` (no interval)."""
 
     mean: float
     low: float
@@ -143,6 +153,44 @@ def loo_same_verdict(values, level: float = CI_LEVEL) -> bool:
     if len(x) < 3 or full == "covers zero":
         return False
     return all(interval_verdict(mean_ci(np.delete(x, i), level)) == full for i in range(len(x)))
+
+
+WELCH_INTERVAL = "welch"
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """``mean(a) − mean(b)`` of independent samples; ``diff.n`` is the smaller sample's size."""
+
+    diff: Interval
+    p_welch: float  # scipy.stats.ttest_ind(a, b, equal_var=False), two-sided
+
+
+def welch_difference(a, b, level: float = CI_LEVEL) -> WelchResult:
+    """Difference of the means of independent samples `a` and `b` (NaNs ignored), Welch's interval.
+
+    half-width = t(1 − α/2, ν) · se, se² = s_a²/n_a + s_b²/n_b (ddof = 1) and
+    ν = se⁴ / ((s_a²/n_a)²/(n_a − 1) + (s_b²/n_b)²/(n_b − 1)). Either sample with fewer than two
+    values: the difference alone, NaN bounds and p-value. Both samples constant: se = 0, so the
+    interval is the difference itself and the p-value NaN (nothing varies to test).
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must lie in (0, 1), got {level}")
+    x, y = _clean(a), _clean(b)
+    n = min(len(x), len(y))
+    if n == 0:
+        return WelchResult(Interval(math.nan, math.nan, math.nan, 0, ""), math.nan)
+    diff = float(x.mean() - y.mean())
+    if n == 1:
+        return WelchResult(Interval(diff, math.nan, math.nan, 1, ""), math.nan)
+    va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return WelchResult(Interval(diff, diff, diff, n, WELCH_INTERVAL), math.nan)
+    dof = se**4 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
+    half = float(sps.t.ppf((1.0 + level) / 2.0, dof) * se)
+    p = float(sps.ttest_ind(x, y, equal_var=False).pvalue)
+    return WelchResult(Interval(diff, diff - half, diff + half, n, WELCH_INTERVAL), p)
 
 
 def interval_verdict(iv: Interval) -> str:

@@ -57,6 +57,21 @@ TABLES = {
 }
 
 
+#: the sweep whose runs fill each table's cells (tables with a ``sweep`` column name it per row)
+SWEEP_OF = {
+    "table1": "latency",
+    "figure2": "latency",
+    "figure2_data": "latency",
+    "figure2_any_t": "latency",
+    "table2": "ablation",
+    "table3": "quantization",
+    "table4": "ht",
+    "table6": "kd",
+    "paired": "latency",
+    "rank_stability": "latency",
+}
+
+
 def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every table from stored rows (`ResultStore.rows()`, with the learning-curve flags of
     `harness.aggregate.with_curve_flags` when the report found curves), by name; empty ones

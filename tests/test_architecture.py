@@ -110,6 +110,36 @@ def test_no_import_cycle():
     assert cycles == []
 
 
+# Reading a store (tables, plots, report.html, comparisons) needs nothing of running a sweep.
+READING = ("harness.report", "harness.compare_report", "harness.plots")
+RUNNING = ("harness.run", "harness.cli", "harness.dry_run", "harness.trial", "harness.tune",
+           "harness.lock", "harness.provenance", "harness.data", "harness.executors",
+           "harness.bench")  # fmt: skip
+
+
+def test_reading_a_store_imports_nothing_of_running_one():
+    graph = _graph()
+    # The store's writer takes the sweep lock (ResultStore.claim(lock=True), an import inside that
+    # method): a path no reader takes, so it is not an edge of the reading side.
+    graph["harness.store"] = graph["harness.store"] - {"harness.lock"}
+    seen, todo = set(), list(READING)
+    while todo:  # every project module the report side reaches, imports in functions included
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph[m]
+    running = sorted(m for m in seen if m.startswith(RUNNING))
+    assert running == [] and "harness.page_tables" in seen and "harness.store_compare" in seen
+    code = (
+        "import sys, harness.report, harness.compare_report, harness.store_compare;"
+        f"print(sorted(m for m in sys.modules if m.startswith({RUNNING!r} + ('ray', 'optuna'))))"
+    )
+    cp = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert (cp.returncode, cp.stdout.strip()) == (0, "[]"), cp.stderr[-2000:]
+
+
 def test_no_source_file_over_500_lines():
     long = {
         str(p.relative_to(REPO)): n

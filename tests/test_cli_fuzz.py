@@ -180,7 +180,7 @@ def test_report_cli_fuzz(finished_store, tmp_path):
     before = _snapshot(finished_store)
     for _ in range(CASES_PER_CLI // 4):
         argv = [rng.choice(targets)] + (["--no-plots"] if rng.random() < 0.8 else [])
-        argv += rng.choice([[], ["--bogus"], ["extra"]])
+        argv += rng.choice([[], ["--bogus"], ["extra"], ["--compare", rng.choice(targets)]])
         code, err = _call(main, argv)
         assert code in (0, 2), (argv, err[-1500:])
         assert "Traceback" not in err, (argv, err[-1500:])

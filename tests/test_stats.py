@@ -64,6 +64,24 @@ def test_paired_difference_matches_scipy():
     assert res.p_ttest == pytest.approx(sps.ttest_1samp(d, 0.0).pvalue)
 
 
+def test_welch_difference_by_hand_and_against_scipy():
+    # a = 1, 2, 3 (mean 2, s² = 1) and b = 4, 6 (mean 5, s² = 2): se² = 1/3 + 1, and
+    # ν = (4/3)² / ((1/3)² / 2 + 1² / 1) = 32/19
+    res = stats.welch_difference([1.0, 2.0, 3.0, np.nan], [4.0, 6.0])
+    half = sps.t.ppf(0.975, 32 / 19) * math.sqrt(4 / 3)
+    assert (res.diff.mean, res.diff.n, res.diff.method) == (-3.0, 2, "welch")
+    assert (res.diff.low, res.diff.high) == pytest.approx((-3.0 - half, -3.0 + half), rel=1e-12)
+    scipy_res = sps.ttest_ind([1.0, 2.0, 3.0], [4.0, 6.0], equal_var=False)
+    assert (res.diff.low, res.diff.high) == pytest.approx(tuple(scipy_res.confidence_interval()))
+    assert res.p_welch == pytest.approx(scipy_res.pvalue)
+    # one value on a side: the difference alone; constant sides: an interval of width 0
+    one = stats.welch_difference([1.0], [4.0, 6.0])
+    assert one.diff.mean == -4.0 and math.isnan(one.diff.low) and math.isnan(one.p_welch)
+    flat = stats.welch_difference([2.0, 2.0], [1.0, 1.0, 1.0])
+    assert (flat.diff.low, flat.diff.high) == (1.0, 1.0) and math.isnan(flat.p_welch)
+    assert stats.interval_verdict(flat.diff) == "above"
+
+
 def test_paired_difference_edge_cases():
     # a pair with a missing side is dropped
     res = stats.paired_difference([1.0, 2.0, np.nan], [0.0, 0.0, 5.0])
