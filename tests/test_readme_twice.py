@@ -34,6 +34,8 @@ class Twice:
     expect: str = "same"  # what the second run does (see `check_second_run`)
     out: str = ""  # the file or folder the command writes, relative to its working folder
     setup: list[str] = field(default_factory=list)  # a command run once before (its input)
+    files: str = "tables/*"  # what "rebuilds" compares, relative to `out`
+    results: bool = False  # the command reads the committed results/ (linked, never written)
 
 
 TWICE = {
@@ -74,6 +76,48 @@ TWICE = {
             *FAKE_SWEEP,
         ],
     ),  # fmt: skip
+    "python -m harness.run --sweep latency --out runs/latency": Twice(
+        FAKE_SWEEP, "skips", "runs/latency"
+    ),
+    "python -m harness.run --sweep latency --executor local --datasets n-digits --methods hsd,sts --T 1 --seeds 3 --threads 2 --out runs/threads2": Twice(
+        ["--dry-run"]
+    ),
+    "python -m harness.report runs/latency --compare results/latency-smoke": Twice(
+        expect="rebuilds",
+        out="runs/latency/compare-latency-smoke",
+        files="cells.csv",
+        results=True,
+        setup=[
+            "python",
+            "-m",
+            "harness.run",
+            "--sweep",
+            "latency",
+            "--executor",
+            "local",
+            "--no-report",
+            *FAKE_SWEEP,
+        ],
+    ),
+    "python -m harness.report runs/threads2 --compare results/latency-smoke": Twice(
+        expect="rebuilds",
+        out="runs/threads2/compare-latency-smoke",
+        files="cells.csv",
+        results=True,
+        setup=[
+            "python",
+            "-m",
+            "harness.run",
+            "--sweep",
+            "latency",
+            "--executor",
+            "local",
+            "--no-report",
+            *FAKE_SWEEP,
+            "--out",
+            "runs/threads2",
+        ],
+    ),
     "python -m harness.bench data": Twice(
         [
             "--events",
@@ -120,6 +164,8 @@ EXEMPT = {
     "python -m harness.run --sweep all --profile paper --root /shared/data --address HEAD_IP:6379 --gpus-per-trial 0.5 --out /shared/runs/paper": "a cluster, real data",
     "python -m harness.bench train": "full size on a GPU",
     "bash results/bench/gpu_check.sh": "a GPU",
+    "python -m harness.report A --compare B": "placeholders; run twice above with real folders",
+    "python -m harness.report A --compare B --compare-out DIR": "placeholders, as above",
     "python -m harness.slurm --nodes 2 --gpus-per-node 4 --time 12:00:00 --partition gpu -- --sweep latency --profile paper --root /shared/data --out /shared/runs/latency": "a SLURM cluster, real data (tests/test_slurm.py submits its script to a real SLURM)",
 }  # fmt: skip
 
@@ -173,6 +219,8 @@ def _files(folder: Path, pattern: str) -> dict[str, bytes]:
 
 
 def _setup(case: Twice, cwd: Path) -> None:
+    if case.results:
+        (cwd / "results").symlink_to(REPO / "results", target_is_directory=True)
     if case.setup == ["best_params"]:  # what --tune writes: {"best": {dataset: {...}}}
         best = {"best": {"n-digits": {"kd_lambda": 0.5, "tau": 4.0, "L": 8, "T": 5}}}
         (cwd / "runs" / "tune").mkdir(parents=True)
@@ -201,7 +249,7 @@ def test_a_readme_command_run_twice(command, data_env, tmp_path):
     before = {
         "overwrites": lambda: _result(tmp_path, case),
         "skips": lambda: _files(out, "results.jsonl") | _files(out, "tables/*"),
-        "rebuilds": lambda: _files(out, "tables/*"),
+        "rebuilds": lambda: _files(out, case.files),
         "same": lambda: first.stdout,
     }[case.expect]()
     second = _run(argv, tmp_path)
@@ -213,7 +261,7 @@ def test_a_readme_command_run_twice(command, data_env, tmp_path):
         assert re.search(r": \d+ runs, (\d+) already finished, 0 to run", second.stderr)
         assert _files(out, "results.jsonl") | _files(out, "tables/*") == before
     elif case.expect == "rebuilds":
-        assert before and _files(out, "tables/*") == before
+        assert before and _files(out, case.files) == before
     else:  # a dry run (or a plan) prints the same and writes nothing
         assert second.stdout == before and before.strip()
         assert not (tmp_path / "runs").exists() or case.setup
