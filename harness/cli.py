@@ -20,9 +20,9 @@ class UsageError(Exception):
 
 def usage_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the request cannot run as given" (exit 2), wherever raised."""
+    from harness.common.store import StoreError
+    from harness.common.sweeps import SweepError
     from harness.executors import ExecutorError
-    from harness.store import StoreError
-    from harness.sweeps import SweepError
     from harness.trial import EnvironmentFailure
     from hsd.config import ConfigError
     from hsd.data import DatasetError
@@ -72,7 +72,7 @@ def abs_path(p: str | None) -> str | None:
 def check_creatable(path: Path) -> None:
     """StoreError now if the --out folder `path` can never be created or written
     (`hsd.paths.unwritable_reason`)."""
-    from harness.store_errors import StoreError
+    from harness.common.store_errors import StoreError
     from hsd.paths import unwritable_reason
 
     reason = unwritable_reason(path)

@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from harness import sweeps as S
+from harness.common import sweeps as S
 
 # Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
 # smoke profile: the 54 runs of the default latency sweep (3 seeds) summed 937 s of run time for

@@ -12,8 +12,8 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.store import PROVENANCE_FILE
-from harness.store_errors import fs_error
+from harness.common.store import PROVENANCE_FILE
+from harness.common.store_errors import fs_error
 
 
 def _iso(ts: float) -> str:

@@ -8,7 +8,7 @@
     python -m harness.run --tune --trials 20 --datasets n-digits      # Optuna: HSD's λ, τ and L
     python -m harness.run --sweep ablation --use-best runs/tune/best_params.json
 
-Sweeps (`harness.sweeps.SWEEPS`): latency (Figure 2, Table 1), ablation (Table 2), quantization
+Sweeps (`harness.common.sweeps.SWEEPS`): latency (Figure 2, Table 1), ablation (Table 2), quantization
 (Table 3), ht (Table 4), kd (Table 6), params (Table 5, no training), all (every one, one store:
 a run that serves several tables trains once).
 
@@ -30,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-from harness import sweeps as S
 from harness.cli import (
     UsageError,
     abs_path,
@@ -41,6 +40,7 @@ from harness.cli import (
     prepare_data,
     run_main,
 )
+from harness.common import sweeps as S
 from hsd.config import ConfigError
 
 SWEEP_CHOICES = (*S.SWEEPS, "all")
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_csv("int"),
         default=None,
         help="comma-separated inference time steps for every variant; default: each variant's "
-        "T list (latency grid, Table 1's T or the tables' T; harness.sweeps.T_LISTS)",
+        "T list (latency grid, Table 1's T or the tables' T; harness.common.sweeps.T_LISTS)",
     )
     g.add_argument(
         "--seeds",
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from harness.store import ResultStore
+    from harness.common.store import ResultStore
     from hsd.device import pick_device
 
     start = time.time()

@@ -216,7 +216,7 @@ def check_time(text: str) -> str:
 def check_run_args(run_args: list[str]) -> Path:
     """Check the sweep's arguments as `harness.run` would and return its absolute --out."""
     from harness import run
-    from harness.store import ResultStore
+    from harness.common.store import ResultStore
 
     for flag in OWN_RUN_OPTIONS:
         if any(a == flag or a.startswith(flag + "=") for a in run_args):

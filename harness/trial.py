@@ -11,9 +11,9 @@ stored as a single row with t = T, acc = NaN and a status from the shared vocabu
 Only ``failed`` is retried (`retries` times): OOM and divergence are deterministic for a seeded
 config. A retry reuses the trial's checkpoint folder, so it resumes after the last finished epoch.
 A finished run also leaves its per-sample outcomes (test and validation) in
-``<out_dir>/samples/<run_id>.npz`` (`harness.samples`), the data of the early-exit analysis, and
+``<out_dir>/samples/<run_id>.npz`` (`harness.common.samples`), the data of the early-exit analysis, and
 every run, finished or not, its learning curve in ``<out_dir>/curves/<run_id>.json``
-(`harness.curves`), rewritten after each epoch (a resumed run gets its earlier epochs back from
+(`harness.common.curves`), rewritten after each epoch (a resumed run gets its earlier epochs back from
 its checkpoints) and marked where the loss became non-finite.
 
 A failure of the *environment* (a device that does not exist, missing data, an unusable config) is
@@ -32,9 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import curves, samples
+from harness.common import curves, samples
+from harness.common.sweeps import Trial
 from harness.executors import ExecOptions
-from harness.sweeps import Trial
 
 ExecuteFn = Callable[..., list[dict[str, Any]]]
 
@@ -137,7 +137,7 @@ def run_trial(
 
 
 class CurveKeeper:
-    """The run's learning-curve file (`harness.curves.CurveWriter`) behind the epoch callback. A
+    """The run's learning-curve file (`harness.common.curves.CurveWriter`) behind the epoch callback. A
     full disk costs the curve of this run, never the run: the first failed write warns once and
     the run goes on without its curve."""
 

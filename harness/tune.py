@@ -35,8 +35,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness import sweeps as S
 from harness.cli import UsageError, abs_path, pick_executor
+from harness.common import sweeps as S
 from harness.executors import ExecOptions, Progress
 from harness.trial import record, run_trial
 from hsd.config import RunConfig
@@ -311,7 +311,7 @@ def main_from_args(args, argv) -> int:
     import time
 
     from harness.cli import check_creatable, prepare_data
-    from harness.store import ResultStore
+    from harness.common.store import ResultStore
     from hsd.device import pick_device
 
     start = time.time()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import paper
-from harness.stats import CI_NOTE
-from harness.store import ResultStore
-from harness.tables import build_tables, to_markdown, write_tables
+from harness.common.store import ResultStore
+from harness.report import paper
+from harness.report.stats import CI_NOTE
+from harness.report.tables import build_tables, to_markdown, write_tables
 
 
 def _ok(run_id, sweep, variant, dataset, T, seed, accs, **extra):

@@ -56,7 +56,7 @@ def assert_declared_types(cfg) -> None:
 def _resolved(argv) -> list:
     """The resolved configs an accepted run command plans (its own parser, checks and plan)."""
     from harness import run
-    from harness import sweeps as S
+    from harness.common import sweeps as S
 
     args = run.build_parser().parse_args(argv)
     run.normalise(args)
@@ -167,7 +167,7 @@ def test_run_cli_fuzz(data_env, finished_store, tmp_path):
 
 @pytest.mark.slow
 def test_report_cli_fuzz(finished_store, tmp_path):
-    from harness.report import main
+    from harness.report.build import main
 
     garbage = tmp_path / "garbage"
     garbage.mkdir()

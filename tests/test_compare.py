@@ -12,8 +12,8 @@ import pytest
 from scipy import stats as sps
 from test_aggregate import _ok
 
-from harness import store_compare
-from harness.report import main
+from harness.report import store_compare
+from harness.report.build import main
 
 T975_2 = 4.302652729749464  # Student t quantile t(0.975, 2 degrees of freedom)
 

@@ -13,12 +13,13 @@ import torch
 from test_aggregate import write_fixed_store
 from test_engine import batches_for, make_stage, tiny_snn
 
-from harness import aggregate, curves, plots
+from harness.common import curves
+from harness.common.store import ResultStore
+from harness.common.sweeps import Trial
 from harness.executors import ExecOptions
-from harness.report import main as report_main
-from harness.store import ResultStore
-from harness.sweeps import Trial
-from harness.tables import build_tables
+from harness.report import aggregate, plots
+from harness.report.build import main as report_main
+from harness.report.tables import build_tables
 from harness.trial import run_trial
 from hsd.config import RunConfig
 from hsd.engine import EPOCH_FIELDS, DivergedError, fit, validate

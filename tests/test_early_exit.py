@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import aggregate, early_exit, samples
-from harness.store import ResultStore
+from harness.common import samples
+from harness.common.store import ResultStore
+from harness.report import aggregate, early_exit
 from harness.trial import save_samples
 
 

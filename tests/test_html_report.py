@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from test_aggregate import _ok, write_fixed_store
 
-from harness import aggregate, html_report, latex, store_facts
-from harness.report import build_report, main
-from harness.store import ResultStore
-from harness.tables import build_tables
+from harness.common.store import ResultStore
+from harness.report import aggregate, html_report, latex, store_facts
+from harness.report.build import build_report, main
+from harness.report.tables import build_tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PNG = b"\x89PNG\r\n\x1a\n fake"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.lock import LOCK_FILE, LockError, StaleLockWarning, SweepLock
-from harness.store import ResultStore, StoreError
+from harness.common.lock import LOCK_FILE, LockError, StaleLockWarning, SweepLock
+from harness.common.store import ResultStore, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = {"sweep": "latency", "args": {}}
@@ -24,7 +24,7 @@ MANIFEST = {"sweep": "latency", "args": {}}
 # A second driver: takes the lock, says so, then waits to be stopped (or ends as told).
 HOLDER = """
 import signal, sys, time
-from harness.lock import SweepLock
+from harness.common.lock import SweepLock
 # Ctrl+C as in a terminal, even when the tests run with SIGINT ignored (a background job), which
 # a child inherits and which would make the SIGINT case wait forever
 signal.signal(signal.SIGINT, signal.default_int_handler)

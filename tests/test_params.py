@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import sweeps as S
+from harness.common import sweeps as S
 from hsd import params
 from hsd.config import ConfigError, RunConfig
 from hsd.method import METHODS, resolve

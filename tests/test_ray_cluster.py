@@ -50,8 +50,8 @@ def test_a_node_that_cannot_see_out_stops_the_sweep_before_any_training(data_env
 
 @pytest.mark.slow
 def test_a_lost_worker_node_is_survived_and_its_restart_recorded(data_env, tmp_path):
-    from harness.store import ResultStore
-    from harness.tables import build_tables
+    from harness.common.store import ResultStore
+    from harness.report.tables import build_tables
 
     out, counter = tmp_path / "out", tmp_path / "counter"
     env = {"HSD_FAKE_EPOCH_S": "3", "HSD_FAKE_COUNTER": str(counter)}

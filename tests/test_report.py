@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_aggregate import write_fixed_store
 
-from harness import plots
-from harness.report import main
-from harness.store import ResultStore
-from harness.tables import build_tables
+from harness.common.store import ResultStore
+from harness.report import plots
+from harness.report.build import main
+from harness.report.tables import build_tables
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -137,10 +137,10 @@ def test_sweep_on_a_two_node_cluster_via_address(data_env, tmp_path, two_node_cl
 def test_pending_files_are_validated_before_ingest(tmp_path, capsys):
     """Rows a killed driver left in pending/: valid ones are stored, any other file is moved to
     pending/rejected/ with a warning and its run stays unfinished."""
-    from harness import sweeps as S
+    from harness.common import sweeps as S
+    from harness.common.store import ResultStore
     from harness.executors import ExecOptions, Progress
     from harness.executors.ray_exec import _Ingest
-    from harness.store import ResultStore
     from harness.trial import failure_row
 
     trials = S.resolve_all(

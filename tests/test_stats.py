@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from harness import aggregate, comparisons, stats
-from harness.tables import build_tables, write_tables
+from harness.report import aggregate, comparisons, stats
+from harness.report.tables import build_tables, write_tables
 
 T975_2 = 4.302652729749464  # Student t quantile t(0.975, 2 degrees of freedom)
 
@@ -307,7 +307,7 @@ def test_comparison_tables_written_with_notes(tmp_path):
 
 
 def test_plots_draw_the_intervals(tmp_path):
-    from harness import plots
+    from harness.report import plots
 
     # error bars are the interval's distances from the mean; a one-seed point has none
     yerr = plots._ci_yerr([2.0, 5.0], [1.0, np.nan], [4.0, np.nan])

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.provenance import typed_command, write_provenance
-from harness.row_schema import row_problem, rows_problem
-from harness.store import (
+from harness.common.row_schema import row_problem, rows_problem
+from harness.common.store import (
     RESULTS_FILE,
     TORN_FILE,
     ResultStore,
@@ -23,6 +22,7 @@ from harness.store import (
     TornTailWarning,
     _encode_chunk,
 )
+from harness.provenance import typed_command, write_provenance
 
 MANIFEST = {"sweep": "latency", "args": {"datasets": ["n-digits"], "T": [1, 2], "seeds": [0, 1]}}
 
@@ -151,7 +151,7 @@ BAD_STORES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_STORES))
 def test_every_reader_refuses_an_invalid_row(tmp_path, case, capsys):
-    from harness.report import main as report_main
+    from harness.report.build import main as report_main
 
     data, message = BAD_STORES[case]
     ResultStore.open(tmp_path, MANIFEST)
@@ -321,7 +321,7 @@ def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
 
     ResultStore.open(tmp_path, MANIFEST)
     code = (
-        "import sys; from harness.store import ResultStore\n"
+        "import sys; from harness.common.store import ResultStore\n"
         "s = ResultStore(sys.argv[1])\n"
         "for i in range(10**6):\n"
         "    s.append([{'run_id': f'r{i}', 't': t, 'acc': 0.5, 'pad': 'x' * 20000, 'status': 'ok'}"
@@ -408,7 +408,7 @@ def test_fs_error_messages_for_each_errno(tmp_path):
     """The translation itself, for the cases a root test run cannot provoke."""
     import errno
 
-    from harness.store import fs_error
+    from harness.common.store import fs_error
 
     cases = {
         errno.EACCES: "permission denied; choose a writable --out folder, or make it writable",

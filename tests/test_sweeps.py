@@ -1,4 +1,4 @@
-"""Sweeps as data (harness.sweeps) and one robust trial (harness.trial)."""
+"""Sweeps as data (harness.common.sweeps) and one robust trial (harness.trial)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness import sweeps as S
+from harness.common import sweeps as S
 from harness.executors import ExecOptions
 from harness.trial import EnvironmentFailure, run_trial
 from hsd.config import ConfigError, RunConfig
@@ -109,7 +109,7 @@ def test_unknown_sweep_names_the_valid_ones():
 
 
 def test_sweep_registry_is_the_one_source_of_variant_orders():
-    from harness import aggregate
+    from harness.report import aggregate
 
     assert aggregate.VARIANT_ORDER["ablation"] == ("none", "HT", "SKD", "HT+KD", "HT+SKD")
     assert aggregate.LATENCY_ORDER == S.SWEEPS["latency"].order

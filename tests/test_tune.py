@@ -10,10 +10,10 @@ import pytest
 from harness_helpers import read_rows, run_cli
 
 from harness import run as R
-from harness import sweeps as S
 from harness import tune as TU
+from harness.common import sweeps as S
+from harness.common.store import ResultStore
 from harness.executors import ExecOptions
-from harness.store import ResultStore
 
 TUNE = ["--tune", "--methods", "fake", "--datasets", "n-digits", "--no-progress"]
 

@@ -41,7 +41,7 @@ class ExecOptions:
 
 class Progress:
     """The driver's progress bar, weighted by each trial's cost in epoch-frames
-    (`harness.sweeps.trial_cost`), so the ETA accounts for an HSD run costing many STS runs.
+    (`harness.common.sweeps.trial_cost`), so the ETA accounts for an HSD run costing many STS runs.
 
     Each reported epoch advances the bar by the trial's average cost per epoch (capped at its
     cost); a finished trial tops up to its full cost. The postfix shows trials done and the
@@ -71,7 +71,7 @@ class Progress:
         )
 
     def _count(self, trial) -> None:
-        from harness.sweeps import trial_cost
+        from harness.common.sweeps import trial_cost
 
         self.cost[trial.run_id] = max(1, trial_cost(trial.cfg))
         self.epochs[trial.run_id] = max(1, (trial.cfg.pre_epochs or 0) + (trial.cfg.epochs or 0))

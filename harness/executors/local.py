@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from harness.common.sweeps import Trial
 from harness.executors import ExecOptions, Progress
-from harness.sweeps import Trial
 from harness.trial import record, run_trial
 
 

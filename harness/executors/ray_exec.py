@@ -32,9 +32,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.common.sweeps import Trial
 from harness.executors import ExecOptions, ExecutorError, Progress
 from harness.executors.shared_storage import check_shared_storage
-from harness.sweeps import Trial
 from harness.trial import EnvironmentFailure, failure_row, record, run_trial
 
 # Environment a trial process needs to see the same methods, data and caches as the driver
@@ -315,7 +315,7 @@ class _Ingest:
 
 def _read_pending(path: Path) -> tuple[list[dict] | None, str | None]:
     """The rows of a pending file, or why they cannot be stored (checked like the store's rows)."""
-    from harness.row_schema import rows_problem
+    from harness.common.row_schema import rows_problem
 
     try:
         rows = json.loads(path.read_text())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.store import MANIFEST_FILE, PROVENANCE_FILE
+from harness.common.store import MANIFEST_FILE, PROVENANCE_FILE
 
 #: row fields that say where and with what a run was made (not what it was asked to do)
 PROVENANCE_FIELDS = {

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import stats
+from harness.report import stats
 
 PAPER_TITLE = (
     "Towards Low-latency Event-based Visual Recognition with Hybrid Step-wise Distillation "
@@ -63,7 +63,7 @@ INTERVALS = {
 }
 #: what "±" means elsewhere: `merge_intervals` writes tidy frames' mean and std as "mean ± std"
 DEFAULT_INTERVAL = "mean ± sample standard deviation over seeds"
-#: a cell written ``mean [low, high]`` (`harness.aggregate.format_cell`)
+#: a cell written ``mean [low, high]`` (`harness.report.aggregate.format_cell`)
 _CI_CELL = re.compile(r"^\s*[-+]?[\d.]+ \[[-+]?[\d.]+, [-+]?[\d.]+\]\s*$")
 _PM = re.compile(r"^\s*(-?[\d.]+(?:e[-+]?\d+)?)\s*±\s*([\d.]+(?:e[-+]?\d+)?)\s*$")
 _LOWER_IS_BETTER = re.compile(r"exit|stream|fraction|energy|macs|acs|latency", re.I)

@@ -2,7 +2,7 @@
 
 Order of the page: what was run (sweep, datasets, methods, seeds, profile, machine, and a warning
 when the data is simulated), Figure 2 and the early-exit plot, the paper's claims with their
-verdicts marked, the paper's tables (one formatted column per dataset, `harness.page_tables`),
+verdicts marked, the paper's tables (one formatted column per dataset, `harness.report.page_tables`),
 the other comparisons and data tables, the learning curves when the folder has their plots
 (``plots/curves*.png``), and provenance last. Every measured cell opens onto its seeds and runs
 (``<details>``). Plots are embedded as ``data:`` URIs; nothing is fetched from elsewhere.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import paper, stats, store_facts
-from harness.aggregate import VARIANT_ORDER
-from harness.cell_runs import CellRuns
-from harness.latex import is_paper_column
-from harness.page_tables import PageTable, page_table, text_of
+from harness.report import paper, stats, store_facts
+from harness.report.aggregate import VARIANT_ORDER
+from harness.report.cell_runs import CellRuns
+from harness.report.latex import is_paper_column
+from harness.report.page_tables import PageTable, page_table, text_of
 
 REPORT_FILE = "report.html"
 SHORT_CELL = 24  # cells up to this many characters stay on one line

@@ -1,8 +1,8 @@
 """Plots of the aggregated results (matplotlib Agg + seaborn styling), each saved as PNG and SVG.
 
-Inputs are the frames from `harness.aggregate` (accuracy already in percent; mean, 95 %
+Inputs are the frames from `harness.report.aggregate` (accuracy already in percent; mean, 95 %
 confidence interval ci_low/ci_high and n per point). Every interval drawn is that 95 % interval
-over seeds (`harness.stats.mean_ci`); a point from one seed has none.
+over seeds (`harness.report.stats.mean_ci`); a point from one seed has none.
 
 - `plot_figure2`: accuracy at t = T versus T, one panel per dataset, a line per method (HSD, STS,
   DTS, TET, ...) with a shaded interval band; the paper's T = 1 values as hollow markers on the
@@ -15,7 +15,7 @@ over seeds (`harness.stats.mean_ci`); a point from one seed has none.
   accuracy versus mean exit step and versus mean stream fraction at exit, a curve over thresholds
   per method (its model trained at the largest T), 95 % CI over seeds, and the Pareto frontier
   over every method, T and threshold.
-- `plot_curves`: learning curves per dataset (`harness.curves`), a row per configuration, seeds
+- `plot_curves`: learning curves per dataset (`harness.common.curves`), a row per configuration, seeds
   overlaid, the chosen epoch marked.
 
 Panels of simulated datasets say so in their titles. Every plot is saved as PNG, SVG and PDF.
@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from harness import paper  # noqa: E402
-from harness.aggregate import DATASET_ORDER, LATENCY_ORDER  # noqa: E402
+from harness.report import paper  # noqa: E402
+from harness.report.aggregate import DATASET_ORDER, LATENCY_ORDER  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -269,7 +269,7 @@ def plot_paired(paired: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 
 
 def _early_exit_panel(ax, sub: pd.DataFrame, x: str, colors: dict) -> None:
-    from harness.early_exit import pareto_mask
+    from harness.report.early_exit import pareto_mask
 
     # One curve per method: its model trained at the largest T (the most room to exit early).
     # The 95 % CI of the accuracy is a band (clipped to [0, 100]); with few seeds it is wide and
@@ -385,7 +385,7 @@ def _curve_series(curve: dict):
 
 def _curve_row(row, label: str, members: list[dict], colors: dict) -> None:
     """One configuration: loss, accuracy and firing-rate panels, a line per seed."""
-    from harness.curves import SILENT_RATE
+    from harness.common.curves import SILENT_RATE
 
     stages, spikes = [], False
     for c in members:
@@ -422,7 +422,7 @@ def _curve_row(row, label: str, members: list[dict], colors: dict) -> None:
 
 
 def plot_curves(curves: dict[str, dict], out_dir: str | Path) -> list[Path]:
-    """Learning curves per dataset (`harness.curves`): a row per configuration, seeds overlaid;
+    """Learning curves per dataset (`harness.common.curves`): a row per configuration, seeds overlaid;
     training loss, accuracy (validation solid, training dashed) and spikes per neuron and step
     on the validation pass (all spiking layers solid, the lowest layer dotted, the silent-layer
     threshold dashed grey), stages one after another on the epoch axis, the chosen epoch starred
@@ -448,8 +448,8 @@ def plot_curves(curves: dict[str, dict], out_dir: str | Path) -> list[Path]:
 def write_plots(
     tables: dict[str, pd.DataFrame], out_dir: str | Path, curves: dict[str, dict] | None = None
 ) -> list[Path]:
-    """Every plot whose data is present in `tables` (from `harness.tables.build_tables`), and
-    the learning curves when `curves` (run id -> `harness.curves` curve) holds any."""
+    """Every plot whose data is present in `tables` (from `harness.report.tables.build_tables`), and
+    the learning curves when `curves` (run id -> `harness.common.curves` curve) holds any."""
     sns.set_theme(style="whitegrid", context="paper")
     paths: list[Path] = []
     paths += plot_figure2(tables["figure2_data"], out_dir)

@@ -1,6 +1,6 @@
 """Statistics over seeds for the result tables: confidence intervals, paired tests, rank stability.
 
-Pure functions on arrays (numpy + scipy); `harness.aggregate` applies them to grouped rows.
+Pure functions on arrays (numpy + scipy); `harness.report.aggregate` applies them to grouped rows.
 
 - `mean_ci`: the mean of a sample and its 95 % confidence interval. For n < `BOOTSTRAP_MIN_N`
   it is the Student t interval, mean ± t(0.975, n − 1) · s / √n (s: sample standard deviation,

@@ -41,8 +41,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.row_schema import TERMINAL_STATUSES, jsonable, row_problem
-from harness.store_errors import StoreError, fs_error
+from harness.common.row_schema import TERMINAL_STATUSES, jsonable, row_problem
+from harness.common.store_errors import StoreError, fs_error
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "sweep.json"
@@ -203,7 +203,9 @@ class ResultStore:
         self.out_dir = Path(out_dir).absolute()
         self.path = self.out_dir / RESULTS_FILE
         self.manifest_path = self.out_dir / MANIFEST_FILE
-        self._lock = None  # a harness.lock.SweepLock while claim(..., lock=True) holds the folder
+        self._lock = (
+            None  # a harness.common.lock.SweepLock while claim(..., lock=True) holds the folder
+        )
         self._finished: set[str] | None = None  # read once, then kept up to date by `append`
 
     def __repr__(self) -> str:
@@ -250,7 +252,7 @@ class ResultStore:
         """Make the folder this sweep's, checking before any training everything that could stop
         the sweep later: the manifest (`check_manifest`), that the folder and its files are
         writable (StoreError saying how to fix it), and that every stored row is valid. With
-        `lock=True` the store also takes the folder's `harness.lock.SweepLock` (LockError, a
+        `lock=True` the store also takes the folder's `harness.common.lock.SweepLock` (LockError, a
         StoreError, when another driver has it) until `close()` or the end of a ``with`` block.
         """
         self.check_manifest(manifest)
@@ -263,7 +265,7 @@ class ResultStore:
             self._create_manifest(_canonical(manifest))
         self.check_manifest(manifest)  # another process may have created it first
         if lock:
-            from harness.lock import SweepLock
+            from harness.common.lock import SweepLock
 
             self._lock = SweepLock(self.out_dir).acquire()
         try:

@@ -2,7 +2,7 @@
 
 A cell of the paper's tables is (sweep, dataset, variant, T) at t = T; a claim or a paired
 comparison is two such cells matched by seed. Inputs are rows prepared by
-`harness.aggregate.prepare_rows` (one copy of a run per cell it serves, DTS read out at every T).
+`harness.report.aggregate.prepare_rows` (one copy of a run per cell it serves, DTS read out at every T).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ no paper numbers, and `aggregate` shows these values only in columns named
 ``paper (<dataset>)`` so they are never mistaken for a measurement on any dataset we ran.
 
 Keys use the harness vocabulary: dataset registry names and the variant labels of
-`harness.sweeps.SWEEPS`.
+`harness.common.sweeps.SWEEPS`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Comparisons over seeds, beyond the paper's tables (pure pandas + `harness.stats`):
+"""Comparisons over seeds, beyond the paper's tables (pure pandas + `harness.report.stats`):
 
 - `paired_table`: HSD against every other latency-sweep method per (dataset, T), paired by seed;
 - `claims_table`: each of the paper's claims checked against the rows present;
@@ -7,7 +7,7 @@
 A decisive verdict of the first two also says whether it is firm: whether it still holds with
 any one seed left out (`stats.loo_same_verdict`, no extra training).
 
-Inputs are rows prepared by `harness.aggregate.prepare_rows`.
+Inputs are rows prepared by `harness.report.aggregate.prepare_rows`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.aggregate import MISSING, NOTES, _final_step, _sort, _sweep
+from harness.report import stats
+from harness.report.aggregate import MISSING, NOTES, _final_step, _sort, _sweep
 
 #: "low T" in the claims: the smallest T of each dataset's latency grid, plus every T up to this
 LOW_T_MAX = 2

@@ -1,5 +1,5 @@
 """The row schema every stored result row must satisfy, checked on every read and before every
-append (`harness.store`), and on rows that reach the driver from elsewhere (Ray's pending files).
+append (`harness.common.store`), and on rows that reach the driver from elsewhere (Ray's pending files).
 
 Required: ``run_id`` (a non-empty string) and ``status`` (one of `STATUSES`). Checked when present:
 ``t`` and ``T`` integers >= 1 with t <= T, ``seed`` an integer, ``acc`` a number in [0, 1] (null only
@@ -42,7 +42,7 @@ def row_problem(row: Any) -> str | None:
     [0, 1], or null only when the status is not ok (an ok row measured at some t needs its acc);
     dataset/method/sweep/variant strings; profile/arch/neuron/error strings or null;
     params/energy_j/... numbers or null. Any other field is allowed. This is the contract the
-    tables rely on (`harness.aggregate`).
+    tables rely on (`harness.report.aggregate`).
     """
     if not isinstance(row, dict):
         return f"expected a JSON object, got {type(row).__name__}"

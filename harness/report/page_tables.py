@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.aggregate import CSV_ONLY, MISSING, NOTES, dataset_label, format_cell
-from harness.cell_runs import CellRuns
-from harness.comparisons import claim_sides
-from harness.latex import TITLES, cells_note, fmt_number, is_paper_column, merge_intervals
-from harness.tables import SWEEP_OF
+from harness.report import stats
+from harness.report.aggregate import CSV_ONLY, MISSING, NOTES, dataset_label, format_cell
+from harness.report.cell_runs import CellRuns
+from harness.report.comparisons import claim_sides
+from harness.report.latex import TITLES, cells_note, fmt_number, is_paper_column, merge_intervals
+from harness.report.tables import SWEEP_OF
 
 #: CSS class of a verdict, by how the verdict starts
 VERDICT_MARKS = (

@@ -3,17 +3,17 @@
 Every measured cell is the mean over seeds of the top-1 accuracy in percent with its 95 %
 confidence interval, ``81.10 [78.40, 83.80]``, and the number of seeds ``n`` in its own column;
 a single seed shows the mean alone. The interval is Student t for fewer than 30 seeds and a
-percentile bootstrap from 30 on (`harness.stats`); tidy frames name it per row in ``ci_method``,
+percentile bootstrap from 30 on (`harness.report.stats`); tidy frames name it per row in ``ci_method``,
 and the Markdown of every wide table says so below it. CSV files keep the numbers: tidy frames
 have ``mean``, ``std``, ``ci_low``, ``ci_high`` and ``n`` columns, wide tables a
 ``<dataset> mean`` / ``ci_low`` / ``ci_high`` column beside each formatted cell (left out of the
 Markdown). Only runs with status ``ok`` enter a mean; runs that failed, diverged or were
 infeasible are counted in a ``non-ok`` column and in `status_table`. The paper's numbers
-(`harness.paper`) sit in their own columns named ``paper (<dataset>)`` and are never merged into
+(`harness.report.paper`) sit in their own columns named ``paper (<dataset>)`` and are never merged into
 measured cells; measured columns of simulated datasets are labelled ``(simulated)``.
 
-Beyond the paper's tables, `harness.comparisons` compares methods over seeds (paired
-differences, the paper's claims, rank stability); `harness.tables` names every table and writes
+Beyond the paper's tables, `harness.report.comparisons` compares methods over seeds (paired
+differences, the paper's claims, rank stability); `harness.report.tables` names every table and writes
 them as CSV and Markdown.
 
 Conventions the rows follow: ``acc`` is a fraction in [0, 1] at inference step ``t`` of a model
@@ -33,10 +33,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness import curves, paper, stats
-from harness.row_schema import STATUSES
-from harness.store import CHUNK_COLUMN
-from harness.sweeps import SWEEPS, T_LISTS
+from harness.common import curves
+from harness.common.row_schema import STATUSES
+from harness.common.store import CHUNK_COLUMN
+from harness.common.sweeps import SWEEPS, T_LISTS
+from harness.report import paper, stats
 
 DATASET_ORDER = ("cifar10-dvs", "n-caltech101", "dvs-gesture", "n-digits", "sim-gestures")
 VARIANT_ORDER: dict[str, tuple[str, ...]] = {n: s.order for n, s in SWEEPS.items() if s.trains}
@@ -341,7 +342,7 @@ STATUS_NOTE = (
 
 def with_curve_flags(rows: pd.DataFrame, curves_by_run: dict[str, dict]) -> pd.DataFrame:
     """`rows` with `CURVE_COLUMNS`: whether the run has a learning curve and its flags
-    (`harness.curves.flags`); runs without a curve get ``curve`` False and no flags."""
+    (`harness.common.curves.flags`); runs without a curve get ``curve`` False and no flags."""
     out = rows.copy()
     if "run_id" not in out:
         return out
@@ -396,7 +397,7 @@ def status_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def curve_flags(df: pd.DataFrame) -> pd.DataFrame:
-    """One line per run flagged by its learning curve, with the reason (`harness.curves.flags`)."""
+    """One line per run flagged by its learning curve, with the reason (`harness.common.curves.flags`)."""
     cols = ["sweep", "dataset", "variant", "T", "seed", "run_id", "status", "flags"]
     if df.empty or "flag_detail" not in df:
         return pd.DataFrame(columns=cols)

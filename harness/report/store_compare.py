@@ -1,7 +1,7 @@
 """Two result stores compared: what moved between them, by how much, and whether it matters.
 
 For store A against store B (e.g. a rerun against the committed run, a recipe change, another
-machine), on prepared rows (`harness.aggregate.prepare_rows`):
+machine), on prepared rows (`harness.report.aggregate.prepare_rows`):
 
 - `cell_differences`: for every cell (sweep, dataset, variant, T; accuracy at t = T) both stores
   ran ok, the difference of means A − B with its 95 % interval. When both stores hold the same
@@ -9,7 +9,7 @@ machine), on prepared rows (`harness.aggregate.prepare_rows`):
   interval of the mean per-seed difference); otherwise the stores are independent samples
   (`stats.welch_difference`). Verdict: ``identical`` (paired and every seed equal), ``A higher`` /
   ``A lower`` (the interval excludes 0), else ``no clear difference``.
-- `changed_claims`: the paper's claims (`harness.comparisons.claims_table`) whose verdict differs,
+- `changed_claims`: the paper's claims (`harness.report.comparisons.claims_table`) whose verdict differs,
   among those both stores could test.
 - `runs_in_one_store`: runs (by run id) that only one store holds, and runs whose status differs.
 - `config_differences`: plain sentences for every way the stores' making differs: code commit,
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import aggregate, stats, store_facts
-from harness.comparisons import claims_table
-from harness.store import ResultStore, StoreError
+from harness.common.store import ResultStore, StoreError
+from harness.report import aggregate, stats, store_facts
+from harness.report.comparisons import claims_table
 from hsd.config import RunConfig
 
 CELL = ["sweep", "dataset", "variant", "T"]

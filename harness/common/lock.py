@@ -30,7 +30,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from harness.store_errors import StoreError, fs_error
+from harness.common.store_errors import StoreError, fs_error
 
 LOCK_FILE = "driver.lock"
 

@@ -1,14 +1,14 @@
 """Rebuild every table and plot of a sweep folder from its results store, without training.
 
     python -m harness.report OUTDIR [--no-plots]
-    python -m harness.report OUTDIR --compare OTHER [--compare-out DIR]   (`harness.compare_report`)
+    python -m harness.report OUTDIR --compare OTHER [--compare-out DIR]   (`harness.report.compare_report`)
 
 Writes ``OUTDIR/tables/<name>.{csv,md,tex}``, ``OUTDIR/plots/<name>.{png,svg,pdf}`` and one
 self-contained ``OUTDIR/report.html`` (tables, embedded plots, provenance), prints where they are,
 and prints Table 1 and the Figure-2 data as Markdown. The learning curves
-``OUTDIR/curves/<run_id>.json`` (`harness.curves`) give the status table's flags and
+``OUTDIR/curves/<run_id>.json`` (`harness.common.curves`) give the status table's flags and
 ``plots/curves-<dataset>.*``; a store without them gets every other output and "no curve" in the
-flag columns. The early-exit tables and plots (`harness.early_exit`) come from the per-sample
+flag columns. The early-exit tables and plots (`harness.report.early_exit`) come from the per-sample
 files ``OUTDIR/samples/<run_id>.npz``; a store without them gets every other output and a note
 saying so. Bad input (missing folder, no store, a corrupted row or curve file) prints a message on
 stderr and exits with code 2; nothing is written then, because the whole store and every curve
@@ -22,9 +22,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from harness import aggregate, curves, early_exit, html_report, latex
-from harness.store import ResultStore, StoreError, TornTailWarning
-from harness.tables import build_tables, to_markdown, write_tables
+from harness.common import curves
+from harness.common.store import ResultStore, StoreError, TornTailWarning
+from harness.report import aggregate, early_exit, html_report, latex
+from harness.report.tables import build_tables, to_markdown, write_tables
 
 
 def build_report(out_dir: str | Path, *, plots: bool = True, notes: list[str] | None = None):
@@ -59,7 +60,7 @@ def build_report(out_dir: str | Path, *, plots: bool = True, notes: list[str] | 
     table_files += latex.write_latex(tables, out / "tables")
     plot_files: list[Path] = []
     if plots:
-        from harness import plots as plotting  # matplotlib only when plotting
+        from harness.report import plots as plotting  # matplotlib only when plotting
 
         plot_files = plotting.write_plots(tables, out / "plots", curves=learning)
     html_report.write_html(out, tables, plots=plot_files, notes=ee_notes, rows=prepared)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             notes: list[str] = []
             if args.compare:
-                from harness.compare_report import compare
+                from harness.report.compare_report import compare
 
                 summary, _, files = compare(args.out_dir, args.compare, args.compare_out)
             else:
@@ -140,7 +141,3 @@ def _print_report(out: Path, tables, table_files, plot_files, notes) -> int:
         print(f"plots ({len(plot_files)} files): {out / 'plots'}")
     print(f"report: {out / html_report.REPORT_FILE}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
 """Two stores compared, written like the rest of the report: Markdown, a self-contained HTML page
-and a CSV of the numbers (`harness.store_compare` computes them).
+and a CSV of the numbers (`harness.report.store_compare` computes them).
 
     python -m harness.report A --compare B [--compare-out DIR]
 
@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import store_facts
-from harness.aggregate import format_cell
-from harness.cell_runs import CellRuns, side_by_side
-from harness.html_report import page_shell, table_block, write_text_atomic
-from harness.page_tables import format_diff, frame_table
-from harness.store_compare import (
+from harness.common.store_errors import fs_error
+from harness.report import store_facts
+from harness.report.aggregate import format_cell
+from harness.report.cell_runs import CellRuns, side_by_side
+from harness.report.html_report import page_shell, table_block, write_text_atomic
+from harness.report.page_tables import format_diff, frame_table
+from harness.report.store_compare import (
     CELL,
     HIGHER,
     IDENTICAL,
@@ -34,8 +35,7 @@ from harness.store_compare import (
     config_differences,
     runs_in_one_store,
 )
-from harness.store_errors import fs_error
-from harness.tables import to_markdown
+from harness.report.tables import to_markdown
 
 CELLS_CAPTION = (
     "Accuracy (%) at t = T of each store: mean [95 % CI] over its ok seeds. A − B: the difference "

@@ -1,6 +1,6 @@
 """Every table by name (`TABLES`), built from stored rows and written as CSV and Markdown.
 
-`build_tables` prepares the rows once (`harness.aggregate.prepare_rows`) and returns every table
+`build_tables` prepares the rows once (`harness.report.aggregate.prepare_rows`) and returns every table
 (empty ones included); `write_tables` writes each non-empty one as ``<name>.csv`` and
 ``<name>.md``. Markdown is written here, without `tabulate`.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.aggregate import (
+from harness.report.aggregate import (
     CSV_ONLY,
     MISSING,
     NOTES,
@@ -33,7 +33,7 @@ from harness.aggregate import (
     table5,
     table6,
 )
-from harness.comparisons import claims_table, paired_table, rank_stability
+from harness.report.comparisons import claims_table, paired_table, rank_stability
 
 #: table name -> builder, in the order reports list them
 TABLES = {
@@ -74,7 +74,7 @@ SWEEP_OF = {
 
 def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every table from stored rows (`ResultStore.rows()`, with the learning-curve flags of
-    `harness.aggregate.with_curve_flags` when the report found curves), by name; empty ones
+    `harness.report.aggregate.with_curve_flags` when the report found curves), by name; empty ones
     included."""
     df = prepare_rows(rows)
     return {name: fn(df) for name, fn in TABLES.items()}

@@ -14,7 +14,7 @@ with the 45 nm constants of `hsd.metrics.energy_joules`).
 A threshold for a latency budget ("mean exit ≤ B steps") is chosen on the *validation* split and
 then applied to test (`budget_result`); test data never influences the choice.
 
-Everything here is pure numpy/pandas over `harness.samples.Split` arrays; `tables` builds the
+Everything here is pure numpy/pandas over `harness.common.samples.Split` arrays; `tables` builds the
 report's early-exit tables for a whole sweep folder.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import samples as sample_store
+from harness.common import samples as sample_store
 
 #: thresholds of the curves: a coarse sweep, a fine end near 1 (where confident models sit),
 #: and ∞ (no early exit: every sample runs all T steps)

@@ -1,0 +1,7 @@
+"""`python -m harness.report OUTDIR [--compare OTHER]`: see `harness.report.build`."""
+
+import sys
+
+from harness.report.build import main
+
+sys.exit(main())
