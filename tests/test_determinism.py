@@ -12,8 +12,8 @@ from harness_helpers import REPO, read_rows, run_cli
 
 # Fields that describe how and when a run ran, not what it computed.
 VOLATILE = {
-    "wall_s", "eval_s", "peak_mem_mb", "attempts", "ray_node", "_chunk", "_chunk_rows",
-    "sweep", "variant", "cells",
+    "wall_s", "eval_s", "peak_mem_mb", "attempts", "ray_node", "ray_starts", "restarts",
+    "_chunk", "_chunk_rows", "sweep", "variant", "cells", "command",
 }  # fmt: skip
 
 
