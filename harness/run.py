@@ -1,11 +1,11 @@
-"""Run a sweep of the paper (or tune HSD) and write tables and plots.
+"""Run a sweep of the paper (or tune any method) and write tables and plots.
 
     python -m harness.run --sweep latency                      # default: simulated data, smoke, Ray
     python -m harness.run --sweep latency --executor local --profile smoke \\
         --datasets n-digits --methods hsd,sts --T 1,2 --seeds 1 --out runs/demo
     python -m harness.run --sweep all --profile paper --datasets cifar10-dvs --root /data --gpus-per-trial 0.5
     python -m harness.run --sweep latency --dry-run --json     # every planned run's resolved config
-    python -m harness.run --tune --trials 20 --datasets n-digits      # Optuna: HSD's search space
+    python -m harness.run --tune --methods tet --trials 12 --datasets n-digits  # Optuna, any method
     python -m harness.run --sweep ablation --use-best runs/tune/best_params.json
 
 Sweeps (`harness.common.sweeps.SWEEPS`): latency (Figure 2, Table 1), ablation (Table 2), quantization

@@ -131,6 +131,22 @@ def sampler_text(multi: bool) -> str:
     return f"{kind}, seed = trials already in the study (0 for a new one)"
 
 
+def space_table() -> str:
+    """The README's table of this project's methods and what tuning searches for each (a test
+    holds the README to it): ``python -c "from harness.tune import space_table; print(space_table())"``."""
+    from hsd.method import METHODS, search_space, target
+    from hsd.params import describe_space
+
+    own = [n for n, ep in METHODS.providers().items() if ep.split(".")[0] in ("hsd", "baselines")]
+    lines = ["| method | search space (name: values) |", "|---|---|"]
+    for name in sorted(own):
+        text = describe_space(search_space(name))
+        if target(name) != name:
+            text = f"= `{target(name)}`'s (alias)"
+        lines.append(f"| `{name}` | {text} |")
+    return "\n".join(lines)
+
+
 def check_request(args) -> tuple[str, int]:
     """The method (its registered name) and seeds per trial of a --tune request; UsageError for
     anything that does not apply."""

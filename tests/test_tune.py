@@ -322,3 +322,12 @@ def test_ray_multi_objective_tuning_with_nsga2(data_env, tmp_path):
                 and r["kd_lambda"] == t.params["kd_lambda"]}.values()  # fmt: skip
         assert len(mine) == 2
         assert t.values[0] == pytest.approx(sum(r["best_val_acc"] for r in mine) / 2)
+
+
+def test_the_readme_space_table_is_the_declarations():
+    from harness_helpers import REPO
+
+    table = TU.space_table()
+    assert "| `hsd` | lr: a number in [1e-05, 0.3], log scale;" in table
+    assert "| `sts` | = `tet`'s (alias) |" in table and "`fake`" not in table
+    assert table in (REPO / "README.md").read_text(), "regenerate with harness.tune.space_table"
