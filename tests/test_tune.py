@@ -262,6 +262,41 @@ def test_a_trial_left_running_by_a_killed_driver_is_failed_and_rerun(data_env, t
     assert trials[1].params == stale.params  # re-enqueued, so its checkpoints would be reused
 
 
+def test_a_killed_drivers_point_reuses_its_finished_seeds(data_env, tmp_path, monkeypatch):
+    """The driver died after seed 0 of a point was stored: the point is proposed again, seed 0 is
+    read back from the store (not trained again) and only seed 1 runs."""
+    from harness.trial import record, run_trial
+
+    counter = tmp_path / "counter.txt"
+    monkeypatch.setenv("HSD_FAKE_COUNTER", str(counter))
+    out = tmp_path / "t"
+    out.mkdir()
+    study = TS.open_study(out, "fake", "n-digits", False)
+    stale = study.ask(TU.distributions("fake", "n-digits", False))
+    store = ResultStore.open(out, {"sweep": "tune", "args": {}})
+    opts = ExecOptions(out_dir=out, progress=False)
+    seed0, seed1 = TS.make_trials("n-digits", stale.params, "smoke", None, "fake", 2)
+
+    class Quiet:
+        def write(self, *a):
+            pass
+
+        def finish(self, *a):
+            pass
+
+    record("seed 0", run_trial(seed0, opts), store, opts, Quiet())
+    TU.tune_local(
+        "n-digits", 1, store, opts, profile="smoke", T=None, multi=False, method="fake", seeds=2
+    )
+    (done,) = [t for t in _study(out).trials if t.state.name == "COMPLETE"]
+    starts = [x.split()[1] for x in counter.read_text().splitlines() if x.startswith("start")]
+    assert starts == [seed0.run_id, seed1.run_id]  # seed 0 trained once, before the "kill"
+    accs = {r["run_id"]: r["best_val_acc"] for r in read_rows(out)}
+    assert (
+        done.params == stale.params and done.value == (accs[seed0.run_id] + accs[seed1.run_id]) / 2
+    )
+
+
 def test_bad_tuning_requests_exit_2(data_env, tmp_path, capsys):
     for args, msg in [
         (["--trials", "0"], "--trials must be >= 1"),
