@@ -64,8 +64,6 @@ from harness.tune_study import (
 )
 
 DEFAULT_TUNE_SEEDS = 2  # --tune-seeds: training seeds per trial, 0..N-1
-# Keys of a best_params.json entry that describe the point rather than set a parameter.
-META_KEYS = ("val_acc", "T", "trial")
 
 
 def objective_text(seeds: int) -> str:
@@ -248,7 +246,7 @@ def main_from_args(args, argv) -> int:
     print(f"best parameters of {result['method']}: {path}")
     for ds, b in result["best"].items():
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in b.items() if k not in META_KEYS)  # fmt: skip
+                         for k, v in b.items() if k not in S.Tuned.META)  # fmt: skip
         print(f"  {ds}: {shown} T={b['T']} val_acc={b['val_acc']:.4f}")
     print(f"use them with: python -m harness.run --sweep <name> --use-best {path}")
     return 0
