@@ -41,10 +41,10 @@ from baselines.tet import TET_PRESETS
 from hsd import losses
 from hsd.config import RunConfig
 from hsd.engine import Evaluation, forward_frames, make_optimizer
-from hsd.hsd_method import DISTILL_PRESETS
+from hsd.hsd_method import DISTILL_PRESETS, DISTILL_SPACE
 from hsd.hybrid import HYBRID_PRESETS, frozen_teacher, train_ann
 from hsd.method import RunContext
-from hsd.params import Choice
+from hsd.params import BASE_SPACE, Choice
 from hsd.presets import only
 
 # The teacher is trained with HSD's ANN pre-training recipe (and its weight decay, 5e-4, while the
@@ -165,6 +165,9 @@ def _channels(model: nn.Module) -> int:
 class _KDBase(Baseline):
     neuron = "lif"
     options: dict[str, Any] = {}
+    # Tuned like HSD's distillation term (same λ and τ ranges), plus the shared lr and weight decay
+    # (the latter acts on the teacher's pre-training: the student trains without decay).
+    search_space = {**BASE_SPACE, **DISTILL_SPACE}
     response = False
     feature = False
 
@@ -220,6 +223,8 @@ class KDFeature(_KDBase):
     summary = "KDSNN feature-based KD: CE + λ·MSE(aligned SNN last-stage features, ANN's), same T"
     options = {"align": ALIGN}
     feature = True
+    # No response term, so no temperature to tune.
+    search_space = {**BASE_SPACE, "kd_lambda": DISTILL_SPACE["kd_lambda"]}
 
 
 class KDBoth(_KDBase):

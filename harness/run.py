@@ -1,11 +1,11 @@
-"""Run a sweep of the paper (or tune HSD) and write tables and plots.
+"""Run a sweep of the paper (or tune any method) and write tables and plots.
 
     python -m harness.run --sweep latency                      # default: simulated data, smoke, Ray
     python -m harness.run --sweep latency --executor local --profile smoke \\
         --datasets n-digits --methods hsd,sts --T 1,2 --seeds 1 --out runs/demo
     python -m harness.run --sweep all --profile paper --datasets cifar10-dvs --root /data --gpus-per-trial 0.5
     python -m harness.run --sweep latency --dry-run --json     # every planned run's resolved config
-    python -m harness.run --tune --trials 20 --datasets n-digits      # Optuna: HSD's λ, τ and L
+    python -m harness.run --tune --methods tet --trials 12 --datasets n-digits  # Optuna, any method
     python -m harness.run --sweep ablation --use-best runs/tune/best_params.json
 
 Sweeps (`harness.common.sweeps.SWEEPS`): latency (Figure 2, Table 1), ablation (Table 2), quantization
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--use-best",
         metavar="PATH",
-        help="best_params.json written by --tune: its kd_lambda, tau and L for HSD runs",
+        help="best_params.json written by --tune: its values for the runs of the method it names "
+        "(a file without a method is HSD's)",
     )
     g.add_argument(
         "--dry-run",
@@ -130,10 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--tune",
         action="store_true",
-        help="tune HSD's kd_lambda, tau and L per dataset on validation accuracy; writes "
-        "<out>/best_params.json and <out>/optuna.db",
+        help="tune one method (--methods, default hsd) over its declared search space per "
+        "dataset on validation accuracy; writes <out>/best_params.json and <out>/optuna.db",
     )
-    t.add_argument("--trials", type=int, default=8, help="tuning trials per dataset (default 8)")
+    t.add_argument(
+        "--trials",
+        type=int,
+        default=8,
+        help="tuning trials per dataset (default 8; a fair comparison of methods gives every "
+        "method the same number, at least 12)",
+    )
+    t.add_argument(
+        "--tune-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --tune: training seeds per trial, 0..N-1; the objective is the mean of their "
+        "validation accuracies (default 2)",
+    )
     t.add_argument(
         "--multi-objective",
         action="store_true",
@@ -235,6 +250,8 @@ def normalise(args) -> None:
         raise UsageError("--json goes with --dry-run (it prints the planned runs)")
     if args.tune:
         return
+    if args.tune_seeds is not None:
+        raise UsageError("--tune-seeds goes with --tune (a sweep's seeds are --seeds)")
     if not args.sweep:
         raise UsageError(f"--sweep is required ({'|'.join(SWEEP_CHOICES)}), or --tune")
     names = S.sweep_names(args.sweep)
@@ -252,8 +269,9 @@ def normalise(args) -> None:
         raise UsageError("--multi-objective goes with --tune")
 
 
-def load_best(path: str | None) -> dict | None:
-    """best_params.json of --tune, validated: {dataset: {kd_lambda, tau, L}}."""
+def load_best(path: str | None) -> S.Tuned | None:
+    """best_params.json of --tune, every value parsed by the search space of the method it names
+    (a file without "method" is HSD's, as --tune wrote before it tuned other methods)."""
     if not path:
         return None
     try:
@@ -261,17 +279,18 @@ def load_best(path: str | None) -> dict | None:
     except (OSError, ValueError) as err:
         raise UsageError(f"--use-best {path}: cannot read best params ({err})") from None
     best = data.get("best") if isinstance(data, dict) and "best" in data else data
+    method = data.get("method", "hsd") if isinstance(data, dict) and "best" in data else "hsd"
     if not isinstance(best, dict) or not all(isinstance(v, dict) for v in best.values()):
         raise UsageError(
             f"--use-best {path}: expected {{dataset: {{kd_lambda, tau, L, ...}}}} as written by --tune"
         )
-    for ds, params in best.items():
-        for key, declared in S.TUNED_FIELDS.items():
-            try:
-                declared.parse(params.get(key))
-            except ConfigError as err:
-                raise UsageError(f"--use-best {path}: {ds}.{key}: {err}") from None
-    return best
+    try:
+        tuned = S.Tuned(str(method), best)
+        for ds in best:
+            tuned.point(ds)  # parsed by the method's declarations: ConfigError names the values
+    except ConfigError as err:
+        raise UsageError(f"--use-best {path}: {err}") from None
+    return tuned
 
 
 def plan(args) -> list[S.Trial]:

@@ -1,36 +1,45 @@
-"""Optuna tuning of HSD's distillation weight λ (`kd_lambda`), temperature τ and QCFS step L,
-per dataset.
+"""Optuna tuning of any registered method, per dataset, every method with the same budget.
 
-    python -m harness.run --tune --trials 20 --datasets n-digits [--executor local|ray]
+    python -m harness.run --tune --methods tet --trials 12 --datasets n-digits [--tune-seeds 2]
     python -m harness.run --tune --multi-objective ...     # maximise accuracy, minimise T (NSGA-II)
     python -m harness.run --sweep latency --use-best runs/tune/best_params.json
 
-Search space: λ log-uniform in [1e-3, 10], τ log-uniform in [1, 20], L ∈ {4, 8, 16, 32}; with
---multi-objective also the inference T ∈ [1, F_total − 1] (HSD keeps at least one pre-training
-frame). λ weighs the KL in HSD's default "classmean" units, where the authors' weight is 1 on
-every dataset; the range also holds their weight in "batchmean" units, 1/K (0.1 CIFAR10-DVS, 1/11
-DVS-Gesture, 1/101 ≈ 0.0099 N-Caltech101), and τ's holds their 10 and the 2 of their other routine.
-Objective: the run's best **validation** accuracy (`best_val_acc` of the execute rows: the
-engine's model selection on the validation split) — never the test accuracy.
+Search space: the method's own declaration (`hsd.method.Method.search_space`, typed with
+`hsd.params` like its options): the learning rate and weight decay every method shares
+(`hsd.params.BASE_SPACE`) plus its own knobs (HSD: λ, τ, L and the pre-training learning rate; the
+KD baselines: λ and τ). `distribution` maps each declaration to an Optuna distribution; every point
+(sampled, enqueued again after a killed driver, or read back) is split into config fields and
+options and parsed by its declarations (`hsd.method.split_point`). With --multi-objective also the
+inference T ∈ [1, F_total − 1] (HSD keeps at least one pre-training frame); a method whose one
+model serves every T (`any_t`, DTS) has no T to trade and is refused.
 
-The study lives in ``sqlite:///<out>/optuna.db`` (study ``hsd-<dataset>``) and is written only by
-this driver process (SQLite under many writers fails with "database is locked"): with the local
-executor through an ask/tell loop, with Ray through `OptunaSearch`, whose searcher runs in the
-driver. Each tuning run's rows go to the results store ``<out>/results.jsonl`` (sweep "tune").
-Rerunning continues the study up to --trials finished trials; trials left RUNNING by a killed
-driver are marked failed and their parameters enqueued again, so they resume from checkpoints.
-Failed/diverged runs are told to Optuna as NaN, i.e. FAIL.
+The same budget for every method: the same sampler (TPE; NSGA-II for two objectives) and sampler
+seed, the same number of trials (--trials) and the same training seeds per trial (--tune-seeds N:
+seeds 0..N-1, run one after another). Objective: the **mean** over those seeds of each run's best
+**validation** accuracy (`best_val_acc` of the execute rows: the engine's model selection on the
+validation split) — never the test accuracy — at the method's T (the table T; DTS trains on all
+its frames, its largest T). A trial with a seed that did not finish is a FAIL for Optuna (its
+remaining seeds are not run).
+
+The study lives in ``sqlite:///<out>/optuna.db`` (study ``<method>-<dataset>``, an alias under its
+target's name) and is written only by this driver process (SQLite under many writers fails with
+"database is locked"): with the local executor through an ask/tell loop, with Ray through
+`OptunaSearch` (`harness.tune_ray`), whose searcher runs in the driver while a Ray trial trains
+its seeds in turn. Each
+run's rows go to the results store ``<out>/results.jsonl`` (sweep "tune"), once per seed. Rerunning
+continues the study up to --trials finished trials; trials left RUNNING by a killed driver are
+marked failed and their parameters enqueued again, so their finished seeds are reused from the
+store and the unfinished one resumes from its checkpoints. One --out holds one method's tuning.
 
 Best parameters go to ``<out>/best_params.json``:
-``{"objective": ..., "best": {dataset: {"kd_lambda", "L", "T", "val_acc", "trial"}},
-"pareto": {dataset: [...]}}`` (pareto only with --multi-objective; "best" is then the
-highest-accuracy point of the front).
+``{"objective": ..., "method": m, "seeds_per_trial": N, "sampler": ..., "best": {dataset: {param:
+value, ..., "val_acc", "T", "trial"}}, "pareto": {dataset: [...]}}`` (pareto only with
+--multi-objective; "best" is then the highest-accuracy point of the front).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,245 +48,54 @@ from harness.cli import UsageError, abs_path, pick_executor
 from harness.common import sweeps as S
 from harness.executors import ExecOptions, Progress
 from harness.trial import record, run_trial
-from hsd.config import RunConfig
-from hsd.params import Choice, Float
+from harness.tune_study import (
+    default_point,
+    distributions,
+    finished_count,
+    frames_of,
+    make_trial,
+    make_trials,
+    open_study,
+    recover_stale,
+    run_seeds,
+    space_of,
+    stored_runs,
+    values_of,
+)
 
-# The search space, declared with the same types as method options (`hsd.params`): every point
-# (sampled, enqueued again after a killed driver, or read back) is parsed by its declaration.
-SPACE = {
-    # λ: the authors' effective weight is 1 in classmean units (the default) and 1/K in batchmean
-    # units, down to 1/101 on N-Caltech101; the range spans both with a decade to spare below.
-    "kd_lambda": Float(1e-3, 10.0, log=True, default=1.0),
-    "tau": Float(1.0, 20.0, log=True, default=10.0),  # authors' running code: 10 (other routine: 2)
-    "L": Choice((4, 8, 16, 32), default=16),
-}
-DEFAULT_POINT = {name: p.default for name, p in SPACE.items()}  # to check configs up front
-SPACE_TEXT = "; ".join(f"{name}: {p.describe()}" for name, p in SPACE.items())
-OBJECTIVE = "best_val_acc (validation split, never test)"
-
-
-def frames_of(dataset: str) -> int:
-    from hsd.data import DATASETS
-
-    return DATASETS[dataset].default_frames
+DEFAULT_TUNE_SEEDS = 2  # --tune-seeds: training seeds per trial, 0..N-1
 
 
-def distributions(dataset: str, multi: bool) -> dict:
-    import optuna
-
-    lam, tau, L = SPACE["kd_lambda"], SPACE["tau"], SPACE["L"]
-    d = {
-        "kd_lambda": optuna.distributions.FloatDistribution(lam.lo, lam.hi, log=lam.log),
-        "tau": optuna.distributions.FloatDistribution(tau.lo, tau.hi, log=tau.log),
-        "L": optuna.distributions.CategoricalDistribution(list(L.values)),
-    }
-    if multi:
-        d["T"] = optuna.distributions.IntDistribution(1, frames_of(dataset) - 1)
-    return d
+def objective_text(seeds: int) -> str:
+    return f"mean best_val_acc over seeds 0..{seeds - 1} (validation split, never test)"
 
 
-def make_trial(
-    dataset: str, params: dict, profile: str, T: int | None, method: str = "hsd", seed: int = 0
-) -> S.Trial:
-    """The resolved trial (HSD unless told otherwise) for one point of the search space."""
-    table_T = S.T_LISTS["table"][profile].get(dataset, (0,))[0]
-    T = int(params.get("T") or T or table_T)
-    if T < 1:
-        raise UsageError(f"no paper T for {dataset!r}; pass --T")
-    point = {k: p.parse(params[k]) for k, p in SPACE.items() if params.get(k) is not None}
-    cfg = RunConfig(method, dataset, T, seed=seed, profile=profile, **point)
-    (trial,) = S.resolve_all([S.Trial(cfg, (("tune", method),))])
-    return trial
-
-
-def objective(rows: list[dict]) -> float:
-    """Validation accuracy of a finished run; NaN (Optuna: FAIL) for a run that did not finish."""
-    row = rows[0]
-    if row.get("status") != "ok":
-        return math.nan
-    if row.get("best_val_acc") is None:
-        raise UsageError(
-            "execute() rows carry no best_val_acc, so there is no validation objective; "
-            "the method must set ctx.info['best_val_acc'] (never tune on test accuracy)"
-        )
-    return float(row["best_val_acc"])
-
-
-def values_of(rows: list[dict], multi: bool):
-    v = objective(rows)
-    return [v, float(rows[0]["T"])] if multi else v
-
-
-def study_name(dataset: str, multi: bool) -> str:
-    return f"hsd-{dataset}" + ("-mo" if multi else "")
-
-
-def _sampler(multi: bool, seed: int = 0):
-    """TPE for one objective, NSGA-II for (accuracy, T), both picklable (`harness.samplers`)."""
-    from harness import samplers
-
-    return samplers.NSGAII(seed=seed) if multi else samplers.TPE(seed=seed)
-
-
-def _recover_stale(study) -> list[dict]:
-    """Trials RUNNING in the db come from a killed driver: mark them failed, return their params."""
-    import optuna
-
-    params = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        # Flag it so it does not count against --trials: its point is enqueued again.
-        optuna.trial.Trial(study, t._trial_id).set_user_attr("stale", True)
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        params.append(dict(t.params))
-    return params
-
-
-def _finished_count(study) -> int:
-    import optuna
-
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
-    trials = study.get_trials(deepcopy=False, states=states)
-    return sum(1 for t in trials if not t.user_attrs.get("stale"))
-
-
-def open_study(out_dir: Path, dataset: str, multi: bool):
-    """Create or load the study. The sampler's seed is the number of trials already in it, so a
-    resumed study is reproducible without re-proposing the points of the first run."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    kw = {"directions": ["maximize", "minimize"]} if multi else {"direction": "maximize"}
-    study = optuna.create_study(
-        storage=f"sqlite:///{out_dir / 'optuna.db'}",
-        study_name=study_name(dataset, multi),
-        load_if_exists=True,
-        **kw,
-    )
-    study.sampler = _sampler(multi, seed=len(study.trials))
-    return study
-
-
-def _stored(store) -> dict[str, list[dict]]:
-    """Rows of the finished runs in the store by run id (a re-proposed point is not rerun)."""
-    df = store.rows()
-    if df.empty:
-        return {}
-    df = df.drop(columns=["_chunk"], errors="ignore")
-    return {
-        rid: [{k: v for k, v in r.items() if k != "_chunk"} for r in g.to_dict("records")]
-        for rid, g in df.groupby("run_id")
-        if rid in store.finished_run_ids()
-    }
-
-
-def tune_local(dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method):
-    """Ask/tell loop in this process; returns the study."""
-    study = open_study(opts.out_dir, dataset, multi)
-    for p in _recover_stale(study):
+def tune_local(dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method, seeds):
+    """Ask/tell loop in this process, a point's seeds one after another; returns the study."""
+    study = open_study(opts.out_dir, method, dataset, multi)
+    for p in recover_stale(study):
         study.enqueue_trial(p)
-    dists = distributions(dataset, multi)
-    todo = max(0, n_trials - _finished_count(study))
-    progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
+    dists = distributions(method, dataset, multi)
+    todo = max(0, n_trials - finished_count(study))
+    done = stored_runs(store)  # a re-proposed point's finished seeds are not run again
+    progress = Progress([], enabled=opts.progress, desc=f"tune {method} {dataset}")
     try:
         for _ in range(todo):
             ot = study.ask(dists)
-            trial = make_trial(dataset, ot.params, profile, T, method)
-            progress.add(trial)
-            progress.start(trial.run_id, f"{trial.label()} {ot.params}")
-            rows = run_trial(trial, opts)
-            rows = [{**r, "optuna_trial": ot.number} for r in rows]
-            record(trial.label(), rows, store, opts, progress)
-            study.tell(ot, values_of(rows, multi))
+
+            def run(trial, number=ot.number, params=ot.params):
+                progress.add(trial)
+                progress.start(trial.run_id, f"{trial.label()} {params}")
+                rows = [{**r, "optuna_trial": number} for r in run_trial(trial, opts)]
+                record(trial.label(), rows, store, opts, progress)
+                done[trial.run_id] = rows
+                return rows
+
+            trials = make_trials(dataset, ot.params, profile, T, method, seeds)
+            study.tell(ot, values_of(run_seeds(trials, done, run), multi, seeds))
     finally:
         progress.close()
     return study
-
-
-def _ray_trainable(config: dict, base: dict) -> None:
-    from ray import tune
-
-    opts = ExecOptions.from_dict(base["opts"])
-    trial = make_trial(base["dataset"], config, base["profile"], base["T"], base["method"])
-    rows = run_trial(trial, opts)
-    v = objective(rows)
-    tune.report({"val_acc": v, "T": float(trial.cfg.T), "rows_json": json.dumps(rows)})
-
-
-def ray_searcher(dataset: str, multi: bool, storage, *, seed: int, points: list[dict]):
-    """The `OptunaSearch` of one study; Ray Tune pickles it (sampler included) when it starts."""
-    from ray.tune.search.optuna import OptunaSearch
-
-    return OptunaSearch(
-        space=distributions(dataset, multi),
-        metric=["val_acc", "T"] if multi else "val_acc",
-        mode=["max", "min"] if multi else "max",
-        sampler=_sampler(multi, seed=seed),
-        storage=storage,
-        study_name=study_name(dataset, multi),
-        points_to_evaluate=points or None,
-    )
-
-
-def tune_ray(
-    dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi, method, address, cpus, gpus
-):
-    """Ray Tune with `OptunaSearch`; the searcher (the only db writer) runs in this driver."""
-    import optuna
-    from ray import tune
-
-    from harness.executors import ray_exec
-
-    ray_exec.check_trial_request(cpus, gpus)
-    ray_exec.init(address)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{opts.out_dir / 'optuna.db'}")
-    name = study_name(dataset, multi)
-    pre = open_study(opts.out_dir, dataset, multi)  # creates it / recovers a killed driver's trials
-    stale = _recover_stale(pre)
-    todo = max(0, n_trials - _finished_count(pre))
-    if todo == 0:
-        return pre
-    searcher = ray_searcher(dataset, multi, storage, seed=len(pre.trials), points=stale)
-    if gpus is None:
-        import ray
-
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    ray_exec.check_cluster_fits(cpus, gpus)
-    ray_exec.check_shared_storage(opts)
-    progress = Progress([], enabled=opts.progress, desc=f"tune {dataset}")
-
-    class Collector(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if "rows_json" in result:
-                rows = json.loads(result["rows_json"])
-                if rows[0]["run_id"] not in store.finished_run_ids():  # a re-proposed point
-                    label = f"tune {dataset} run {rows[0]['run_id']}"
-                    progress.cost[rows[0]["run_id"]] = 1
-                    record(label, rows, store, opts, progress)
-
-    base = {
-        "dataset": dataset,
-        "method": method,
-        "profile": profile,
-        "T": T,
-        "opts": opts.to_dict(),
-    }
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(_ray_trainable, base=base), {"cpu": cpus, "gpu": gpus}
-        ),
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=todo, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{name}-{os.getpid()}",
-            storage_path=str(opts.out_dir / "ray_results"),
-            callbacks=[Collector()],
-            verbose=0,
-        ),
-    )
-    try:
-        tuner.fit()
-    finally:
-        progress.close()
-    return open_study(opts.out_dir, dataset, multi)
 
 
 def best_of_study(study, multi: bool, T: int) -> dict[str, Any]:
@@ -306,6 +124,59 @@ def best_of_study(study, multi: bool, T: int) -> dict[str, Any]:
     }
 
 
+def sampler_text(multi: bool) -> str:
+    kind = "NSGA-II (accuracy, T)" if multi else "TPE (accuracy)"
+    return f"{kind}, seed = trials already in the study (0 for a new one)"
+
+
+def space_table() -> str:
+    """The README's table of this project's methods and what tuning searches for each (a test
+    holds the README to it): ``python -c "from harness.tune import space_table; print(space_table())"``."""
+    from hsd.method import METHODS, search_space, target
+    from hsd.params import describe_space
+
+    own = [n for n, ep in METHODS.providers().items() if ep.split(".")[0] in ("hsd", "baselines")]
+    lines = ["| method | search space (name: values) |", "|---|---|"]
+    for name in sorted(own):
+        text = describe_space(search_space(name))
+        if target(name) != name:
+            text = f"= `{target(name)}`'s (alias)"
+        lines.append(f"| `{name}` | {text} |")
+    return "\n".join(lines)
+
+
+def check_request(args) -> tuple[str, int]:
+    """The method (its registered name) and seeds per trial of a --tune request; UsageError for
+    anything that does not apply."""
+    from hsd.method import METHODS, target
+
+    if args.sweep or args.use_best:
+        raise UsageError("--tune runs no sweep: drop --sweep/--use-best")
+    if args.methods and len(args.methods) != 1:
+        raise UsageError("--tune tunes one method (default hsd): pass at most one --methods")
+    method = args.methods[0] if args.methods else "hsd"
+    target(method)  # an unknown method: ConfigError naming the registered ones
+    if args.trials < 1:
+        raise UsageError(f"--trials must be >= 1, got {args.trials}")
+    seeds = DEFAULT_TUNE_SEEDS if args.tune_seeds is None else args.tune_seeds
+    if seeds < 1:
+        raise UsageError(f"--tune-seeds must be >= 1, got {seeds}")
+    if args.T and len(args.T) != 1:
+        raise UsageError("--tune takes at most one --T (the inference T to tune at)")
+    if args.multi_objective and args.T:
+        raise UsageError("--multi-objective searches T itself; drop --T")
+    if args.multi_objective and METHODS[target(method)].any_t:
+        raise UsageError(
+            f"--multi-objective trades accuracy against T, but {method} trains one model for "
+            "every T (its T is always all its frames); tune it without --multi-objective"
+        )
+    if args.seeds is not None:
+        raise UsageError(
+            "--tune trains seeds 0..N-1 for every point, N from --tune-seeds; drop --seeds"
+        )
+    return method, seeds
+
+
 def main_from_args(args, argv) -> int:
     """`python -m harness.run --tune ...` (validation, store, tuning per dataset, best params)."""
     import time
@@ -313,37 +184,33 @@ def main_from_args(args, argv) -> int:
     from harness.cli import check_creatable, prepare_data
     from harness.common.store import ResultStore
     from hsd.device import pick_device
+    from hsd.method import target
+    from hsd.params import describe_searched
 
     start = time.time()
-    if args.sweep or args.use_best:
-        raise UsageError("--tune runs no sweep: drop --sweep/--use-best")
-    if args.methods and len(args.methods) != 1:
-        raise UsageError("--tune tunes one method (default hsd): pass at most one --methods")
-    method = args.methods[0] if args.methods else "hsd"
-    if args.trials < 1:
-        raise UsageError(f"--trials must be >= 1, got {args.trials}")
-    if args.T and len(args.T) != 1:
-        raise UsageError("--tune takes at most one --T (the inference T to tune at)")
-    if args.multi_objective and args.T:
-        raise UsageError("--multi-objective searches T itself; drop --T")
-    if args.seeds is not None:
-        raise UsageError("--tune runs seed 0 for every point; drop --seeds")
+    method, seeds = check_request(args)
     datasets = list(args.datasets or S.DEFAULT_DATASETS)
     T = args.T[0] if args.T else None
     S.check_datasets(datasets)
     probes = []  # every config resolvable before anything runs
+    point = default_point(method)
     for ds in datasets:
-        probes.append(make_trial(ds, DEFAULT_POINT, args.profile, T, method))
+        probes += make_trials(ds, point, args.profile, T, method, seeds)
         if args.multi_objective:
-            point = {**DEFAULT_POINT, "T": frames_of(ds) - 1}
-            probes.append(make_trial(ds, point, args.profile, T, method))
+            probes.append(
+                make_trial(ds, {**point, "T": frames_of(ds) - 1}, args.profile, T, method)
+            )
     executor = pick_executor(args.executor)
     if args.dry_run:
-        kind = "NSGA-II (accuracy, T)" if args.multi_objective else "TPE (accuracy)"
         print(
-            f"tune {method} on {', '.join(datasets)}: {args.trials} trials each, {kind}, "
-            f"space {SPACE_TEXT}, executor {executor}"
+            f"tune {method}{'' if target(method) == method else f' (= {target(method)})'} on "
+            f"{', '.join(datasets)}: {args.trials} trials each, "
+            f"{seeds} training seeds per trial (0..{seeds - 1}), sampler "
+            f"{sampler_text(args.multi_objective)}, executor {executor}; objective "
+            f"{objective_text(seeds)}; search space:"
         )
+        for name, p in space_of(method).items():
+            print(f"  {name}: {describe_searched(p)}")
         return 0
     pick_device(args.device)
     if executor == "ray":
@@ -356,40 +223,53 @@ def main_from_args(args, argv) -> int:
         "sweep": "tune",
         "args": {
             "datasets": datasets,
-            "method": method,
+            "method": target(method),  # one folder, one method's tuning
             "T": T,
             "profile": args.profile,
             "multi": args.multi_objective,
         },
     }
+    if seeds != 1:  # a folder tuned with one seed per trial (before --tune-seeds) resumes with 1
+        manifest["args"]["tune_seeds"] = seeds
     store = ResultStore(out)
     store.check_manifest(manifest)
     check_creatable(out)
     prepare_data(probes, abs_path(args.root), abs_path(args.cache_dir))  # data present: exit 2
     store.claim(manifest, lock=True)  # a second driver on this folder stops here (exit 2)
     try:
-        result = _tune_locked(args, argv, store, probes, executor, method, datasets, T, start)
+        result = _tune_locked(
+            args, argv, store, probes, executor, method, seeds, datasets, T, start
+        )
     finally:
         store.close()
     path = out / "best_params.json"
-    print(f"best parameters: {path}")
+    print(f"best parameters of {result['method']}: {path}")
     for ds, b in result["best"].items():
-        shown = " ".join(f"{k}={b[k]:.4g}" for k in ("kd_lambda", "tau") if k in b)
-        print(f"  {ds}: {shown} L={b['L']} T={b['T']} val_acc={b['val_acc']:.4f}")
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in b.items() if k not in S.Tuned.META)  # fmt: skip
+        print(f"  {ds}: {shown} T={b['T']} val_acc={b['val_acc']:.4f}")
     print(f"use them with: python -m harness.run --sweep <name> --use-best {path}")
     return 0
 
 
-def _tune_locked(args, argv, store, probes, executor, method, datasets, T, start) -> dict:
+def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T, start) -> dict:
     """Tuning under the folder's lock: every dataset's study, best_params.json, provenance."""
     import time
 
     from harness.cli import exec_options
     from harness.provenance import typed_command, write_provenance
+    from hsd.method import target
 
     out = store.out_dir
     opts = exec_options(args, out, typed_command("harness.run", argv))
-    result: dict[str, Any] = {"objective": OBJECTIVE, "best": {}, "pareto": {}}
+    result: dict[str, Any] = {
+        "objective": objective_text(seeds),
+        "method": target(method),
+        "seeds_per_trial": seeds,
+        "sampler": sampler_text(args.multi_objective),
+        "best": {},
+        "pareto": {},
+    }
     path = out / "best_params.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -397,8 +277,12 @@ def _tune_locked(args, argv, store, probes, executor, method, datasets, T, start
         result["pareto"].update(old.get("pareto", {}))
     try:
         for ds in datasets:
-            kw = dict(profile=args.profile, T=T, multi=args.multi_objective, method=method)
+            kw = dict(
+                profile=args.profile, T=T, multi=args.multi_objective, method=method, seeds=seeds
+            )
             if executor == "ray":
+                from harness.tune_ray import tune_ray
+
                 study = tune_ray(
                     ds,
                     args.trials,
@@ -411,8 +295,8 @@ def _tune_locked(args, argv, store, probes, executor, method, datasets, T, start
                 )
             else:
                 study = tune_local(ds, args.trials, store, opts, **kw)
-            ds_T = next(p.cfg.T for p in probes if p.cfg.dataset == ds)
-            best = best_of_study(study, args.multi_objective, T or ds_T)
+            ds_T = next(p.cfg.T for p in probes if p.cfg.dataset == ds)  # DTS: all its frames
+            best = best_of_study(study, args.multi_objective, ds_T)
             if best:
                 result["best"][ds] = best["best"]
                 if "pareto" in best:

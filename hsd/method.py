@@ -11,7 +11,8 @@ pyproject.toml, and any other installed package can add its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ class Method:
       value through `hsd.params.normalise`; any other option or value is an error naming the
       valid ones, so a misspelled option never silently does nothing.
     - `presets`: ``{profile: {field: value}}`` (`hsd.presets`), the method's recipe as data.
+    - `search_space`: what tuning (`python -m harness.run --tune --methods <name>`) searches, as
+      data: ``{name: Param}`` whose names are `RunConfig` fields (lr, weight_decay, kd_lambda, ...)
+      or this method's own options; every sampled point is parsed by these declarations. The
+      default is the space every method shares (`hsd.params.BASE_SPACE`: learning rate and weight
+      decay); a method adds its own knobs with ``{**BASE_SPACE, "tau": Float(...)}``.
     - `alias_of`: this name is another method under the name a paper uses (e.g. ``sts`` = ``tet``):
       `resolve` rewrites it, so both names give one run id and one training.
     - `any_t`: one trained model serves every inference T = t <= T (its rows at t are the cells at
@@ -59,6 +65,7 @@ class Method:
     neuron: str = "lif"
     options: dict[str, Any] = {}
     presets: presets.Preset = {}
+    search_space: Mapping[str, params.Param] = params.BASE_SPACE
     alias_of: str | None = None
     any_t: bool = False
 
@@ -95,6 +102,53 @@ def _instantiate(name: str, obj: Any) -> Method:
 
 
 METHODS: Registry[Method] = Registry("method", group="hsd.methods", adapt=_instantiate)
+
+
+# RunConfig fields a search space may not name: they say which run it is, not how it trains.
+UNTUNABLE_FIELDS = ("method", "dataset", "T", "seed", "profile", "options")
+
+
+def target(name: str) -> str:
+    """The method a name trains (an alias's target, e.g. sts -> tet); ConfigError if unknown."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS.names())}")
+    method = METHODS[name]
+    return target(method.alias_of) if method.alias_of else name
+
+
+def search_space(name: str) -> Mapping[str, params.Param]:
+    """The tuning search space of a method (an alias: its target's), every name checked to be a
+    tunable RunConfig field or one of the method's options."""
+    method = METHODS[target(name)]
+    fields = {f.name for f in dataclasses.fields(RunConfig)} - set(UNTUNABLE_FIELDS)
+    bad = sorted(set(method.search_space) - fields - set(method.options))
+    if bad:
+        raise ConfigError(
+            f"method {method.name!r} declares a search space over {', '.join(bad)}, which is "
+            f"neither a tunable config field ({', '.join(sorted(fields))}) nor one of its options"
+        )
+    return method.search_space
+
+
+def split_point(name: str, point: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A point of a method's search space as (config fields, options), each value parsed by its
+    declaration (ConfigError naming the valid values); names outside the space are refused."""
+    space, method = search_space(name), METHODS[target(name)]
+    unknown = sorted(set(point) - set(space))
+    if unknown:
+        raise ConfigError(
+            f"method {method.name!r} tunes no {', '.join(unknown)}; its search space: "
+            f"{params.describe_space(space)}"
+        )
+    fields: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in point.items():
+        try:
+            parsed = space[key].parse(value)
+        except ConfigError as err:
+            raise ConfigError(f"{method.name} {key}={value!s}: {err}") from None
+        (options if key in method.options else fields)[key] = parsed
+    return fields, options
 
 
 def preset_values(cfg: RunConfig, method: Method, spec: Any) -> dict[str, Any]:

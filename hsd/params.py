@@ -14,6 +14,9 @@ else with a `ConfigError` that names the valid values.
 Each type also describes itself in words (`describe`), and a `Float` carries a log scale, so the
 same declaration can state a search space; nothing here depends on a tuning library.
 
+The same types declare each method's tuning search space (`hsd.method.Method.search_space`):
+`BASE_SPACE` below is the part every method shares.
+
 Plain defaults (``{"mode": "ok"}``) still work for options of other packages: a bool, int, float or
 str default declares `Bool`, `Int`, `Float` or `Text` (any text) with that default (`declared`).
 """
@@ -264,6 +267,17 @@ def describe_all(declarations: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "none"
 
 
+def describe_searched(param: Param) -> str:
+    """What a search over `param` samples: its values in words, without "or none" (an optional
+    value leaves a field to the presets; a search always gives one)."""
+    return param.describe().removesuffix(", or none")
+
+
+def describe_space(space: Mapping[str, Param]) -> str:
+    """A search space in words, one "name: values" per declaration."""
+    return "; ".join(f"{name}: {describe_searched(p)}" for name, p in space.items()) or "nothing"
+
+
 def normalise(
     owner: str, declarations: Mapping[str, Any], given: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -285,3 +299,16 @@ def normalise(
         except ConfigError as err:
             raise ConfigError(f"{owner} option {name}={value!s}: {err}") from None
     return out
+
+
+# The search space every method's tuning shares (`hsd.method.Method.search_space` starts from it).
+# Learning rate, log-uniform over 3.5 decades: it spans the Adam recipes (TET/STS/DTS, TCJA, the KD
+# students and HSD's fine-tuning: 1e-3, 3e-3 in the smoke profile) and SGD's 0.05-0.1 (SLTT, as in
+# its authors' setting; HSD's VGG pre-training), with a factor 3 to spare at both ends.
+# Weight decay, log-uniform: it holds the 5e-4 of SLTT and of HSD's ANN pre-training; the Adam
+# recipes' 0 cannot sit on a log scale, and 1e-6 (the low end) is as good as none over a few
+# hundred steps (each step shrinks a weight by lr x 1e-6, about 3e-9 at 3e-3).
+BASE_SPACE: Mapping[str, Param] = {
+    "lr": Float(1e-4, 0.3, log=True),
+    "weight_decay": Float(1e-6, 1e-2, log=True),
+}

@@ -67,7 +67,8 @@ def _resolved(argv) -> list:
         datasets = args.datasets or S.DEFAULT_DATASETS
         T = args.T[0] if args.T else None
         return [
-            tune.make_trial(d, tune.DEFAULT_POINT, args.profile, T, method).cfg for d in datasets
+            tune.make_trial(d, tune.default_point(method), args.profile, T, method).cfg
+            for d in datasets
         ]
     return [t.cfg for t in run.plan(args)]
 

@@ -74,9 +74,10 @@ def test_inapplicable_or_impossible_options_exit_2(data_env, tmp_path, args, mes
 @pytest.mark.parametrize(
     "best, message",
     [
-        ({"n-digits": {"kd_lambda": "abc"}}, "n-digits.kd_lambda: 'abc' is not a number >= 0"),
-        ({"n-digits": {"tau": True}}, "n-digits.tau: True is not a number >= 0"),
-        ({"n-digits": {"L": 4.5}}, "n-digits.L: 4.5 is not an integer >= 1"),
+        ({"n-digits": {"kd_lambda": "abc"}}, "n-digits: hsd kd_lambda=abc: 'abc' is not a number"),
+        ({"n-digits": {"tau": True}}, "n-digits: hsd tau=True: True is not a number in [1, 20]"),
+        ({"n-digits": {"L": 4.5}}, "n-digits: hsd L=4.5: 4.5 is not one of 4, 8, 16, 32"),
+        ({"n-digits": {"frames": 3}}, "n-digits: method 'hsd' tunes no frames"),
         ({"n-digits": 3}, "expected {dataset:"),
     ],
 )

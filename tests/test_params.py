@@ -153,7 +153,7 @@ def test_tuning_points_are_parsed_by_the_search_space_declarations():
     assert (t.cfg.kd_lambda, t.cfg.tau, t.cfg.L) == (0.5, 2.0, 8) and type(t.cfg.tau) is float
     with pytest.raises(ConfigError, match="is not one of 4, 8, 16, 32"):
         tune.make_trial("n-digits", {"kd_lambda": 1.0, "L": 12}, "smoke", 3)
-    assert tune.DEFAULT_POINT == {"kd_lambda": 1.0, "tau": 10.0, "L": 16}
+    assert tune.default_point("hsd") == {"kd_lambda": 1.0, "tau": 10.0, "L": 16}
 
 
 def test_train_cli_refuses_a_bad_option_value_with_exit_2(data_env, tmp_path):
@@ -187,7 +187,9 @@ def test_use_best_values_are_read_with_their_field_types():
     """A hand-written best_params.json saying 1 where --tune writes 1.0 plans the same runs."""
 
     def ids(best):
-        trials = S.expand(["ablation"], datasets=["n-digits"], T=[3], seeds=1, best=best)
+        trials = S.expand(
+            ["ablation"], datasets=["n-digits"], T=[3], seeds=1, best=S.Tuned("hsd", best)
+        )
         return [t.run_id for t in S.resolve_all(trials)]
 
     assert ids({"n-digits": {"kd_lambda": 1, "tau": 4, "L": 8}}) == ids(

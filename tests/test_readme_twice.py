@@ -57,7 +57,10 @@ TWICE = {
     "python -m harness.run --sweep kd": Twice(["--dry-run"]),
     "python -m harness.run --sweep params": Twice(expect="skips", out="runs/params"),
     "python -m harness.run --sweep all": Twice(["--dry-run"]),
-    "python -m harness.run --tune --trials 20 --datasets n-digits": Twice(["--dry-run"]),
+    "python -m harness.run --tune --trials 12 --datasets n-digits": Twice(["--dry-run"]),
+    "python -m harness.run --tune --methods sltt --trials 12 --datasets n-digits --out runs/tune-sltt": Twice(
+        ["--dry-run"]
+    ),
     "python -m harness.run --sweep ablation --use-best runs/tune/best_params.json": Twice(
         ["--dry-run"], setup=["best_params"]
     ),
@@ -221,8 +224,9 @@ def _files(folder: Path, pattern: str) -> dict[str, bytes]:
 def _setup(case: Twice, cwd: Path) -> None:
     if case.results:
         (cwd / "results").symlink_to(REPO / "results", target_is_directory=True)
-    if case.setup == ["best_params"]:  # what --tune writes: {"best": {dataset: {...}}}
-        best = {"best": {"n-digits": {"kd_lambda": 0.5, "tau": 4.0, "L": 8, "T": 5}}}
+    if case.setup == ["best_params"]:  # what --tune writes: {"method", "best": {dataset: {...}}}
+        point = {"kd_lambda": 0.5, "tau": 4.0, "L": 8, "lr": 2e-3, "T": 5}
+        best = {"method": "hsd", "best": {"n-digits": point}}
         (cwd / "runs" / "tune").mkdir(parents=True)
         (cwd / "runs" / "tune" / "best_params.json").write_text(json.dumps(best))
     elif case.setup:

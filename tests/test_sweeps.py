@@ -116,7 +116,7 @@ def test_sweep_registry_is_the_one_source_of_variant_orders():
 
 
 def test_best_params_apply_to_hsd_only_and_keep_the_quantization_variable():
-    best = {"n-digits": {"kd_lambda": 0.3, "L": 8, "tau": 4.0}}
+    best = S.Tuned("hsd", {"n-digits": {"kd_lambda": 0.3, "L": 8, "tau": 4.0}})
     lat = S.expand(["latency"], datasets=["n-digits"], methods=["hsd", "sts"], T=[2], best=best)
     by = {t.variant: t.cfg for t in lat}
     assert (by["hsd"].kd_lambda, by["hsd"].L, by["hsd"].tau) == (0.3, 8, 4.0)

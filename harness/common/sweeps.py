@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hsd.config import ConfigError, RunConfig
-from hsd.params import Float, Int
 from hsd.presets import PROFILES
 
 # The simulated stand-ins run anywhere: n-digits for CIFAR10-DVS / N-Caltech101, sim-gestures for
@@ -246,13 +245,12 @@ def expand(
     T: Sequence[int] | None = None,
     seeds: int | None = None,
     profile: str = "smoke",
-    best: Mapping[str, Mapping[str, Any]] | None = None,
+    best: Tuned | None = None,
 ) -> list[Trial]:
     """The unresolved trials (one per cell) of the named training sweeps.
 
-    `methods` only applies to ``latency``; `T` overrides every variant's T list; `best` maps a
-    dataset to tuned HSD fields (``kd_lambda``, ``tau``, ``L``) applied to every HSD trial of that
-    dataset (except L in the quantization sweep, which is its variable).
+    `methods` only applies to ``latency``; `T` overrides every variant's T list; `best` holds one
+    method's tuned values per dataset (`Tuned`), applied to every trial of that method (`apply_best`).
     """
     if profile not in PROFILES:
         raise SweepError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -278,30 +276,57 @@ def expand(
                             **dict(v.fields),
                         )
                         if best:
-                            cfg = apply_best(cfg, name, best)
+                            cfg = apply_best(cfg, v, best)
                         out.append(Trial(cfg, ((name, v.label),)))
+    if best and out and not any(best.serves(t.cfg.method) for t in out):
+        raise SweepError(
+            f"--use-best holds values tuned for {best.method}, which this sweep does not run "
+            f"(it runs {', '.join(sorted({t.cfg.method for t in out}))}); run a sweep with "
+            f"{best.method} (e.g. --sweep latency --methods {best.method}) or drop --use-best"
+        )
     return out
 
 
-# The fields --use-best sets on HSD runs, with the types their values are read as: a
-# best_params.json edited by hand may say 1 where --tune wrote 1.0, and both are one run id.
-TUNED_FIELDS = {
-    "kd_lambda": Float(lo=0.0, default=None),
-    "tau": Float(lo=0.0, default=None),
-    "L": Int(lo=1, default=None),
-}
+@dataclass(frozen=True)
+class Tuned:
+    """A best_params.json of --tune: the method it tuned and its best values per dataset (with the
+    point's val_acc, T and trial, which are read, not applied)."""
+
+    method: str
+    values: Mapping[str, Mapping[str, Any]]
+
+    META = ("val_acc", "T", "trial")
+
+    def serves(self, method: str) -> bool:
+        """Whether runs of `method` take these values (an alias takes its target's)."""
+        from hsd.method import target
+
+        return target(method) == target(self.method)
+
+    def point(self, dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(config fields, options) for `dataset`, each value parsed by the method's declared
+        search space (a file edited by hand saying 1 where --tune wrote 1.0 is the same run id);
+        ConfigError for a value or name the space refuses."""
+        from hsd.method import split_point
+
+        given = self.values.get(dataset) or {}
+        point = {k: v for k, v in given.items() if k not in self.META and v is not None}
+        try:
+            return split_point(self.method, point)
+        except ConfigError as err:
+            raise ConfigError(f"{dataset}: {err}") from None
 
 
-def apply_best(cfg: RunConfig, sweep: str, best: Mapping[str, Mapping[str, Any]]) -> RunConfig:
-    """Use tuned HSD hyper-parameters (from `harness.tune`, best_params.json) for this config."""
-    params = best.get(cfg.dataset)
-    if cfg.method != "hsd" or not params:
+def apply_best(cfg: RunConfig, variant: Variant, best: Tuned) -> RunConfig:
+    """Use tuned hyper-parameters (`harness.tune`, best_params.json) for a run of the method they
+    were tuned for. A field or option the variant sets itself is its variable (Table 3's L) and
+    stays."""
+    if not best.serves(cfg.method):
         return cfg
-    changes = {k: p.parse(params.get(k)) for k, p in TUNED_FIELDS.items()}
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if sweep == "quantization":
-        changes.pop("L", None)
-    return cfg.replace(**changes)
+    fields, options = best.point(cfg.dataset)
+    fields = {k: v for k, v in fields.items() if k not in variant.fields}
+    options = {k: v for k, v in options.items() if k not in variant.options}
+    return cfg.replace(options={**dict(cfg.options), **options}, **fields)
 
 
 def resolve_all(trials: Iterable[Trial]) -> list[Trial]:

@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any
 
+from hsd.hsd_method import HSD_SPACE
 from hsd.method import Method, RunContext
 
 
@@ -47,6 +48,8 @@ class Fake(Method):
     summary = "test double: no training, deterministic accuracies"
     neuron = "if"
     options = {"mode": "ok"}
+    # Tuned like HSD (its validation accuracy grows with kd_lambda), so tuning tests see a signal.
+    search_space = HSD_SPACE
 
     # One frame cache (frames, size) for every T keeps the tests to one cache build;
     # pre_frames = 1 makes T <= F_total - 1 like HSD.
