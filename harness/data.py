@@ -3,9 +3,12 @@
     python -m harness.data prepare --dataset n-digits --frames 10 [--size 48] [--root DIR]
     python -m harness.data info --dataset dvs-gesture --root /data
     python -m harness.data bench [--events 100000] [--repeats 20] [--out bench.json]
+    python -m harness.data probe --dataset sim-gestures [--epochs 30] [--seeds 3] [--out FILE]
 
 `prepare` integrates every sample once (progress bar with ETA) and prints the cache folder;
 `info` prints samples per class and split, events per sample and the existing caches;
+`probe` trains a small method-neutral ANN on the whole stream and on its first tenth
+(`harness.probe`): how hard the set is and how much its early events hold;
 `bench` is `python -m harness.bench data` (frame integration against tonic's and SpikingJelly's,
 frame-cache reads; see `harness.bench.data`), kept under this name too.
 Bad input (unknown dataset, missing root, ...) is reported on stderr with exit code 2.
@@ -130,6 +133,36 @@ def cmd_info(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- probe
+
+
+def cmd_probe(args) -> int:
+    import json
+
+    from harness.probe import run_probe
+    from hsd.paths import unwritable_reason, write_atomic
+
+    spec = _spec(args.dataset)
+    if args.out and (reason := unwritable_reason(args.out, kind="file")):
+        raise UsageError(f"--out {args.out}: {reason}; choose another --out")
+    result = run_probe(
+        spec.name,
+        size=args.size,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        root=_root(args),
+        cache_dir=args.cache_dir,
+    )
+    result["command"] = "python -m harness.data " + shlex.join(args.argv)
+    print(f"{spec.name}: probe ANN test accuracy (%), mean [95 % CI] over {args.seeds} seeds")
+    for which, r in result["test_acc_pct"].items():
+        print(f"  {which:<12} {r['mean']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]")
+    if args.out:
+        write_atomic(Path(args.out), json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------- bench (old name)
 
 
@@ -172,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(fn=cmd_info)
 
+    q = sub.add_parser("probe", help="a method-neutral ANN on the whole stream and its first tenth")
+    dataset_args(q)
+    q.add_argument("--size", type=positive_int, help="frame size S (default: the smoke profile's)")
+    q.add_argument("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
+    q.add_argument("--seeds", type=positive_int, default=3, help="seeds per input (default 3)")
+    q.add_argument("--out", help="write the result as JSON to this file (overwritten)")
+    q.set_defaults(fn=cmd_probe)
+
     q = sub.add_parser("bench", help="integration and cache-read throughput (= harness.bench data)")
     bench_data.add_arguments(q)
     q.set_defaults(fn=cmd_bench)
@@ -181,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by the bench's JSON
-    if args.command in ("prepare", "info"):
+    if args.command in ("prepare", "info", "probe"):
         if args.name and args.dataset and args.name != args.dataset:
             print(
                 f"error: dataset given twice ({args.name!r} and --dataset {args.dataset!r})",
