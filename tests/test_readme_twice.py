@@ -121,6 +121,9 @@ TWICE = {
             "runs/threads2",
         ],
     ),
+    "python -m harness.data probe --dataset sim-gestures --out results/probe/sim-gestures.json": Twice(
+        ["--epochs", "1", "--seeds", "1"], "overwrites", "results/probe/sim-gestures.json"
+    ),
     "python -m harness.bench data": Twice(
         [
             "--events",
