@@ -26,6 +26,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FAKE_SWEEP = ["--datasets", "n-digits", "--methods", "fake", "--T", "1", "--seeds", "1"]
 ONE_EPOCH = ["--epochs", "1", "--pre-epochs", "1"]
+# the input of the report commands: a fake latency sweep into runs/latency, without its report
+FAKE_SWEEP_RUN = [
+    "python", "-m", "harness.run", "--sweep", "latency", "--executor", "local", "--no-report",
+    *FAKE_SWEEP,
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,17 +72,7 @@ TWICE = {
     "python -m harness.report runs/latency": Twice(
         expect="rebuilds",
         out="runs/latency",
-        setup=[
-            "python",
-            "-m",
-            "harness.run",
-            "--sweep",
-            "latency",
-            "--executor",
-            "local",
-            "--no-report",
-            *FAKE_SWEEP,
-        ],
+        setup=FAKE_SWEEP_RUN,
     ),  # fmt: skip
     "python -m harness.run --sweep latency --out runs/latency": Twice(
         FAKE_SWEEP, "skips", "runs/latency"
@@ -90,36 +85,14 @@ TWICE = {
         out="runs/latency/compare-latency-smoke",
         files="cells.csv",
         results=True,
-        setup=[
-            "python",
-            "-m",
-            "harness.run",
-            "--sweep",
-            "latency",
-            "--executor",
-            "local",
-            "--no-report",
-            *FAKE_SWEEP,
-        ],
+        setup=FAKE_SWEEP_RUN,
     ),
     "python -m harness.report runs/threads2 --compare results/latency-smoke": Twice(
         expect="rebuilds",
         out="runs/threads2/compare-latency-smoke",
         files="cells.csv",
         results=True,
-        setup=[
-            "python",
-            "-m",
-            "harness.run",
-            "--sweep",
-            "latency",
-            "--executor",
-            "local",
-            "--no-report",
-            *FAKE_SWEEP,
-            "--out",
-            "runs/threads2",
-        ],
+        setup=[*FAKE_SWEEP_RUN, "--out", "runs/threads2"],
     ),
     "python -m harness.data probe --dataset sim-gestures --out results/probe/sim-gestures.json": Twice(
         ["--epochs", "1", "--seeds", "1"], "overwrites", "results/probe/sim-gestures.json"
