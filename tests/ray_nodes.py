@@ -1,5 +1,5 @@
 """Real Ray nodes on this machine for the cluster tests: a head and worker nodes, each a
-`ray start --block` process in a session of its own, so killing its process group loses exactly
+`ray start --block` process started with setsid (its own process group), so killing that group loses exactly
 that node, and stopping the processes started here stops exactly the nodes they started.
 """
 
