@@ -425,7 +425,8 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
         f"{len(todo)} to run -> {out}",
         file=sys.stderr,
     )
-    opts = exec_options(args, out, typed_command("harness.run", argv))
+    command = typed_command("harness.run", argv)
+    opts = exec_options(args, out, command)
     if todo and executor == "ray":
         from harness.executors import ray_exec
 
@@ -449,7 +450,7 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
 
     write_provenance(
         out,
-        typed_command("harness.run", argv),
+        opts.command,
         {
             "sweep": args.sweep,
             "executor": executor,

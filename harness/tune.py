@@ -261,7 +261,8 @@ def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T
     from hsd.method import target
 
     out = store.out_dir
-    opts = exec_options(args, out, typed_command("harness.run", argv))
+    command = typed_command("harness.run", argv)
+    opts = exec_options(args, out, command)
     result: dict[str, Any] = {
         "objective": objective_text(seeds),
         "method": target(method),
@@ -311,7 +312,7 @@ def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T
             ray_exec.shutdown()
     write_provenance(
         out,
-        typed_command("harness.run", argv),
+        opts.command,
         {"mode": "tune", "executor": executor, "best": json.dumps(result["best"])},
         start=start,
         end=time.time(),
