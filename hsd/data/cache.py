@@ -47,7 +47,6 @@ from hsd.data.splits import SPLITS, make_splits, read_split_file, write_split_fi
 CACHE_VERSION = 1
 SPLIT_SEED = 0
 TEST_FRACTION = 0.1
-VAL_FRACTION = 0.1
 _VERIFIED = ".verified"
 
 
@@ -154,7 +153,11 @@ def cache_params(
         "normalization": NORMALIZATION,
         "cache_version": CACHE_VERSION,
         "sensor_size": [int(v) for v in spec.sensor_size],
-        "split": {"seed": SPLIT_SEED, "test_fraction": TEST_FRACTION, "val_fraction": VAL_FRACTION},
+        "split": {
+            "seed": SPLIT_SEED,
+            "test_fraction": TEST_FRACTION,
+            "val_fraction": spec.val_fraction,
+        },
         "samples": {"count": len(names), "sha256": digest.hexdigest()},
     }
     if generation is not None:
@@ -320,7 +323,7 @@ def dataset_splits(spec, root, names, labels) -> dict[str, list[int]]:
         labels,
         official=spec.official_split(root),
         test_fraction=TEST_FRACTION,
-        val_fraction=VAL_FRACTION,
+        val_fraction=spec.val_fraction,
         seed=SPLIT_SEED,
     )
 

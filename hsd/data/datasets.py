@@ -206,6 +206,9 @@ class DatasetSpec:
     simulated: bool
     layout: ClassFolders | GestureFolders = field(repr=False)
     source: str = ""  # where the official data lives (or how it is generated)
+    # Per-class share of the training split held out for validation (model selection). The
+    # simulated sets hold out more, so that validation has at least 300 recordings.
+    val_fraction: float = 0.1
     download_with: tuple[str, ...] = ()  # tonic dataset class names used by download()
     notes: str = ""
 
@@ -464,6 +467,7 @@ def _register_simulated() -> None:
                 simulated=True,
                 layout=layout,
                 source=f"simulated by hsd.data.simulated ({gen.description})",
+                val_fraction=gen.val_fraction,
                 notes=gen.description,
             ),
         )
