@@ -21,11 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 from baselines.common import Baseline, fresh_snn, train_and_test
-from baselines.tet import TET, TET_PRESETS, tet_loss
+from baselines.tet import MSE_WEIGHT, TET, TET_PRESETS, TET_SPACE, tet_loss
 from hsd.config import ConfigError, RunConfig
 from hsd.engine import Evaluation, make_optimizer
 from hsd.losses import ce_of_mean
 from hsd.method import Method, RunContext
+from hsd.params import BASE_SPACE, Bool
 
 
 class STS(Method):
@@ -34,15 +35,17 @@ class STS(Method):
     name = "sts"
     summary = "TET (STS): train and test on the same T frames (alias of tet)"
     alias_of = "tet"
-    options: dict[str, Any] = {}
+    options = {"mse_weight": MSE_WEIGHT}
+    search_space = TET_SPACE
 
 
 class DTS(Baseline):
     name = "dts"
     summary = "TET (DTS): train on all F_total frames, test on the first t of them, every t"
     neuron = "lif"
-    options: dict[str, Any] = {}
+    options = {"mse_weight": MSE_WEIGHT}
     presets = TET_PRESETS
+    search_space = TET_SPACE
     any_t = True
 
     def canonical(self, cfg: RunConfig, spec: Any) -> RunConfig:
@@ -71,13 +74,15 @@ class DTS(Baseline):
             model,
             opt,
             window=slice(0, cfg.frames),
-            loss_fn=lambda m, x, y: tet_loss(m(x), y),
+            loss_fn=lambda m, x, y: tet_loss(m(x), y, mse_weight=cfg.option("mse_weight")),
         )
 
 
 class CE(TET):
     name = "ce"
     summary = "plain direct training: CE of the time-averaged logits, LIF, same T"
+    options = {"ht": Bool(False)}
+    search_space = BASE_SPACE
 
-    def loss(self, logits, target):
+    def loss(self, logits, target, cfg: RunConfig):
         return ce_of_mean(logits, target)

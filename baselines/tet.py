@@ -24,7 +24,7 @@ from hsd.config import RunConfig
 from hsd.engine import Evaluation
 from hsd.losses import mean_ce
 from hsd.method import RunContext
-from hsd.params import Bool
+from hsd.params import BASE_SPACE, Bool, Float
 from hsd.presets import SMOKE_ADAM_LR
 
 # Authors' code (main_training_parallel.py): Adam lr 1e-3 (no weight decay), cosine annealing over
@@ -37,6 +37,11 @@ TET_PRESETS = {
 }
 TET_MSE_WEIGHT = 1e-3  # authors' code, --lamb
 TET_PHI = 1.0  # authors' code, --means
+# λ_MSE as an option (`--option mse_weight=...`), so that tuning searches it like every method's own
+# knob: log-uniform from a tenth of the authors' value to 0.3 (above it the MSE term, which pulls
+# every logit to φ, outweighs the cross-entropy that separates the classes).
+MSE_WEIGHT = Float(1e-4, 0.3, log=True, default=TET_MSE_WEIGHT)
+TET_SPACE = {**BASE_SPACE, "mse_weight": MSE_WEIGHT}
 
 
 def tet_loss(
@@ -59,21 +64,19 @@ class TET(Baseline):
     name = "tet"
     summary = "TET loss (per-step CE + λ·MSE to φ), LIF, same T in training and inference"
     neuron = "lif"
-    options = {"ht": Bool(False)}
+    options = {"ht": Bool(False), "mse_weight": MSE_WEIGHT}
     presets = TET_PRESETS
-    # Tuning searches the shared lr and weight decay only (the default `search_space`): the MSE
-    # weight λ_MSE is a constant of the loss, not a config field or option, and making it one would
-    # change the run id of every stored TET/STS/DTS run. A known gap of the equal-budget tuning.
+    search_space = TET_SPACE
 
-    def loss(self, logits, target):
+    def loss(self, logits, target, cfg: RunConfig):
         """The training loss of logits `[T, N, K]`; subclasses that only change it override it."""
-        return tet_loss(logits, target)
+        return tet_loss(logits, target, mse_weight=cfg.option("mse_weight"))
 
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         model, window = start_model(cfg, ctx)
         opt = optimizer_for(cfg, model.parameters(), "adam")
 
         def loss_fn(net, x, y):
-            return self.loss(net(x), y)
+            return self.loss(net(x), y, cfg)
 
         return train_and_test(cfg, ctx, model, opt, window=window, loss_fn=loss_fn)

@@ -273,7 +273,7 @@ def test_sim_gestures_generated_with_a_by_subject_split(tmp_path):
     samples = spec.samples(folder)
     assert len(samples) == 4 * 2 * 11
     man = simulated.read_manifest(folder)
-    assert (man["generator_version"], man["train"], man["test"]) == (2, 66, 22)
+    assert (man["generator_version"], man["train"], man["test"]) == (3, 66, 22)
     train, test = spec.official_split(folder)
     assert {samples[i].group for i in test} == {"user04"}  # the subjects after the training ones
     assert {samples[i].group for i in train} == {"user01", "user02", "user03"}

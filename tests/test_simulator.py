@@ -114,7 +114,7 @@ def test_sim_gestures_reversed_pairs_differ_only_in_time(pair):
     """Gesture b is gesture a played backwards: the same total event-count image (polarities
     summed), but a different temporal order (the first halves differ)."""
     sim = EventSimulator(64, 64, SensorParams(contrast=0.35, refractory_us=1000), rng=0)
-    subject = simulated._subjects(1, np.random.default_rng(0))[0]
+    subject = simulated._subjects(1, np.random.default_rng(0), simulated.GESTURE_SCENE)[0]
     a, b = (simulated.render_gesture(g, subject, fg=0.75, bg=0.2) for g in pair)
     ea, eb = (sim.simulate(f, t, rng=0, noise_rate_hz=0.0) for f, t in (a, b))
     assert min(len(ea), len(eb)) > 300
