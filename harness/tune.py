@@ -51,6 +51,7 @@ from harness.trial import record, run_trial
 from harness.tune_study import (
     default_point,
     distributions,
+    expected_cost,
     finished_count,
     frames_of,
     make_trial,
@@ -78,7 +79,10 @@ def tune_local(dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi
     dists = distributions(method, dataset, multi)
     todo = max(0, n_trials - finished_count(study))
     done = stored_runs(store)  # a re-proposed point's finished seeds are not run again
-    progress = Progress([], enabled=opts.progress, desc=f"tune {method} {dataset}")
+    expected = expected_cost(dataset, profile, T, method, todo * seeds)
+    progress = Progress(
+        [], enabled=opts.progress, desc=f"tune {method} {dataset}", expected=expected
+    )
     try:
         for _ in range(todo):
             ot = study.ask(dists)

@@ -12,6 +12,7 @@ from harness.executors import ExecOptions, Progress
 from harness.trial import record, run_trial
 from harness.tune_study import (
     distributions,
+    expected_cost,
     finished_count,
     make_trials,
     open_study,
@@ -91,7 +92,12 @@ def tune_ray(
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     ray_exec.check_cluster_fits(cpus, gpus)
     ray_exec.check_shared_storage(opts)
-    progress = Progress([], enabled=opts.progress, desc=f"tune {method} {dataset}")
+    # Runs are seen here only when they finish (in the callback below): each counts its cost then.
+    per_run = expected_cost(dataset, profile, T, method, 1)
+    progress = Progress(
+        [], enabled=opts.progress, desc=f"tune {method} {dataset}", expected=todo * seeds * per_run
+    )
+    progress.n_trials = todo * seeds
 
     class Collector(tune.Callback):
         """Stores each seed's rows once, in the driver (the store's single writer)."""
@@ -100,7 +106,7 @@ def tune_ray(
             for rows in json.loads(result.get("runs_json", "[]")):
                 if rows[0]["run_id"] not in store.finished_run_ids():  # a re-proposed point
                     label = f"tune {method} {dataset} run {rows[0]['run_id']}"
-                    progress.cost[rows[0]["run_id"]] = 1
+                    progress.cost[rows[0]["run_id"]] = per_run
                     record(label, rows, store, opts, progress)
 
     base = {

@@ -77,6 +77,13 @@ def make_trial(
     return trial
 
 
+def expected_cost(dataset, profile, T, method, runs: int) -> int:
+    """Epoch-frames of `runs` runs at the space's default point: what a tuning's progress bar
+    expects in all (the searched values do not change a run's epochs or frames, only a sampled T
+    with --multi-objective does)."""
+    return runs * S.trial_cost(make_trial(dataset, default_point(method), profile, T, method).cfg)
+
+
 def make_trials(dataset, params, profile, T, method, seeds: int) -> list[S.Trial]:
     """One point's runs: seeds 0..seeds-1, the same for every method (the same budget)."""
     return [make_trial(dataset, params, profile, T, method, seed) for seed in range(seeds)]

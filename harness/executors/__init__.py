@@ -45,10 +45,11 @@ class Progress:
 
     Each reported epoch advances the bar by the trial's average cost per epoch (capped at its
     cost); a finished trial tops up to its full cost. The postfix shows trials done and the
-    trials running.
+    trials running. Tuning asks for its trials one at a time: it passes the cost it `expected`
+    in all, so that the bar has a total and an ETA from the first trial on.
     """
 
-    def __init__(self, trials, *, enabled: bool = True, desc: str = "sweep"):
+    def __init__(self, trials, *, enabled: bool = True, desc: str = "sweep", expected: int = 0):
         import sys
 
         from tqdm.auto import tqdm
@@ -60,8 +61,9 @@ class Progress:
         self.n_trials, self.finished = 0, 0
         for t in trials:
             self._count(t)
+        self.expected = expected
         self.bar = tqdm(
-            total=sum(self.cost.values()),
+            total=max(expected, sum(self.cost.values())),
             desc=desc,
             disable=not enabled,
             file=sys.stderr,
@@ -80,7 +82,7 @@ class Progress:
     def add(self, trial) -> None:
         """A trial decided on the way (tuning asks for one at a time)."""
         self._count(trial)
-        self.bar.total += self.cost[trial.run_id]
+        self.bar.total = max(self.expected, sum(self.cost.values()))
         self.bar.refresh()
 
     def _advance(self, run_id: str, amount: float) -> None:
