@@ -31,7 +31,9 @@ continues the study up to --trials finished trials; trials left RUNNING by a kil
 marked failed and their parameters enqueued again, so their finished seeds are reused from the
 store and the unfinished one resumes from its checkpoints. One --out holds one method's tuning.
 
-Best parameters go to ``<out>/best_params.json``:
+Every trial of a dataset's study, in order, also goes to ``<out>/trials-<dataset>.csv`` (number,
+state, objective, parameters: `harness.tune_study.trials_csv`). Best parameters go to
+``<out>/best_params.json``:
 ``{"objective": ..., "method": m, "seeds_per_trial": N, "sampler": ..., "best": {dataset: {param:
 value, ..., "val_acc", "T", "trial"}}, "pareto": {dataset: [...]}}`` (pareto only with
 --multi-objective; "best" is then the highest-accuracy point of the front).
@@ -61,8 +63,10 @@ from harness.tune_study import (
     run_seeds,
     space_of,
     stored_runs,
+    trials_csv,
     values_of,
 )
+from hsd.paths import write_atomic
 
 DEFAULT_TUNE_SEEDS = 2  # --tune-seeds: training seeds per trial, 0..N-1
 
@@ -301,6 +305,7 @@ def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T
             else:
                 study = tune_local(ds, args.trials, store, opts, **kw)
             ds_T = next(p.cfg.T for p in probes if p.cfg.dataset == ds)  # DTS: all its frames
+            write_atomic(out / f"trials-{ds}.csv", trials_csv(study))
             best = best_of_study(study, args.multi_objective, ds_T)
             if best:
                 result["best"][ds] = best["best"]

@@ -195,3 +195,24 @@ def stored_runs(store) -> dict[str, list[dict]]:
                 }
             ]
     return out
+
+
+def trials_csv(study) -> str:
+    """A study's trials as CSV, one line per trial in order: number, state, objective value(s)
+    and every searched parameter (empty where a trial did not get that far). What readers of a
+    committed study open instead of its SQLite file; no timestamps, so an unchanged study
+    exports the same text."""
+    import csv
+    import io
+
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({k for t in trials for k in t.params})
+    n_values = max((len(t.values) for t in trials if t.values), default=1)
+    values = ["value"] if n_values == 1 else [f"value_{i}" for i in range(n_values)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["number", "state", *values, *names])
+    for t in trials:
+        vals = list(t.values) if t.values else [""] * n_values
+        w.writerow([t.number, t.state.name, *vals, *(t.params.get(k, "") for k in names)])
+    return buf.getvalue()

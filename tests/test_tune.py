@@ -366,3 +366,28 @@ def test_the_readme_space_table_is_the_declarations():
     assert "| `hsd` | lr: a number in [1e-05, 0.3], log scale;" in table
     assert "| `sts` | = `tet`'s (alias) |" in table and "`fake`" not in table
     assert table in (REPO / "README.md").read_text(), "regenerate with harness.tune.space_table"
+
+
+def test_trials_csv_lists_every_trial_with_its_state_value_and_parameters():
+    """The exported trials of a study: one line per trial in order, a failed trial's value empty,
+    a parameter a trial did not sample empty; the same study exports the same text."""
+    import optuna
+
+    from harness.tune_study import trials_csv
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"lr": 0.01})
+    study.enqueue_trial({"lr": 0.1, "L": 8})
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        if lr > 0.05:
+            trial.suggest_categorical("L", [4, 8])
+            return float("nan")  # Optuna records a NaN objective as a failed trial
+        return 0.5
+
+    study.optimize(objective, n_trials=2)
+    text = trials_csv(study)
+    assert text.splitlines() == ["number,state,value,L,lr", "0,COMPLETE,0.5,,0.01", "1,FAIL,,8,0.1"]
+    assert trials_csv(study) == text
