@@ -179,12 +179,24 @@ def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
     if cfg.method not in METHODS:
         raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS.names())}")
     method = METHODS[cfg.method]
+    owner = f"method {cfg.method!r}"
+    given = dict(cfg.options)
     # Every option value enters the config here, normalised: ht=1 and ht=true are one run id.
-    options = params.normalise(f"method {cfg.method!r}", method.options, dict(cfg.options))
-    if method.alias_of:
+    options = params.normalise(owner, method.options, given)
+    if method.alias_of:  # checked against the alias's options; the target fills its own
         return resolve_for(cfg.replace(method=method.alias_of), spec)
     cfg = method.canonical(cfg.replace(options=options), spec)
-    filled = {k: v for k, v in preset_values(cfg, method, spec).items() if getattr(cfg, k) is None}
+    values = preset_values(cfg, method, spec)
+    # A preset may also set an option the user left unset (a tuned smoke value of a method's own
+    # knob, e.g. TET's mse_weight): it then replaces the declaration's default.
+    preset_options = {k: v for k, v in values.items() if k in method.options and k not in given}
+    if preset_options:
+        cfg = cfg.replace(
+            options=params.normalise(owner, method.options, {**given, **preset_options})
+        )
+    filled = {
+        k: v for k, v in values.items() if k not in method.options and getattr(cfg, k) is None
+    }
     out = cfg.replace(**filled)
     validate(out)
     method.check(out)

@@ -12,7 +12,9 @@ architecture, then ``default``.
    option such as ``ht=true``), each read as ``"any"`` then the run's profile;
 3. the method's frame plan (`Method.frame_plan`: frames per sample and the pre-training window).
 
-Fields the user set are never touched. ``python -m harness.run ... --dry-run --json`` prints the
+A method's table may also hold one of its declared options (a tuned smoke value of its own knob):
+it then replaces the option's declared default, unless the user gave the option. Fields and options
+the user set are never touched. ``python -m harness.run ... --dry-run --json`` prints the
 result of this merge for every planned run.
 
 Profiles:
