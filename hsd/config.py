@@ -49,6 +49,7 @@ class RunConfig:
     weight_decay: float | None = None
     size: int | None = None  # input frames are resized to size x size
     width: float | None = None  # channel width multiplier of the architecture
+    dropout: float | None = None  # SNN-5's classifier dropout (VGG-SNN has none: left unset)
     neuron: str | None = None
     augment: str | None = None
     bf16: bool = False
@@ -131,6 +132,8 @@ def validate(cfg: RunConfig) -> None:
             )
     if cfg.width is not None:
         _check(cfg.width > 0, f"width must be > 0, got {cfg.width!r}")
+    if cfg.dropout is not None:
+        _check(0.0 <= cfg.dropout < 1.0, f"dropout must be in [0, 1), got {cfg.dropout!r}")
     if cfg.augment is not None:
         _check(
             cfg.augment in AUGMENTATIONS,

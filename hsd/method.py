@@ -198,6 +198,10 @@ def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
         k: v for k, v in values.items() if k not in method.options and getattr(cfg, k) is None
     }
     out = cfg.replace(**filled)
+    if out.dropout is not None and spec.arch != "snn5":
+        raise ConfigError(
+            f"{spec.name}'s {spec.arch} architecture has no dropout; drop --dropout {out.dropout}"
+        )
     validate(out)
     method.check(out)
     return out

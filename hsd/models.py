@@ -362,4 +362,5 @@ def model_for_run(cfg, spec, neuron: str, block_extra: BlockExtra | None = None)
         L=cfg.L or 16,
         block_extra=block_extra,
         neuron_kw={"lam": cfg.qcfs_threshold or 8.0} if neuron == "qcfs" else None,
+        **({} if cfg.dropout is None else {"dropout": cfg.dropout}),
     )

@@ -33,6 +33,7 @@ FIELDS = {  # CLI flag -> (RunConfig field, type)
     "weight_decay": float,
     "size": int,
     "width": float,
+    "dropout": float,
     "neuron": str,
     "augment": str,
 }

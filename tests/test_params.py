@@ -195,3 +195,20 @@ def test_use_best_values_are_read_with_their_field_types():
     assert ids({"n-digits": {"kd_lambda": 1, "tau": 4, "L": 8}}) == ids(
         {"n-digits": {"kd_lambda": 1.0, "tau": 4.0, "L": 8}}
     )
+
+
+def test_dropout_is_snn5_only_with_the_profiles_values():
+    """SNN-5 gets the PLIF paper's 0.5 in the paper profile and none in the smoke profile; VGG-SNN
+    has no dropout, so asking for one on a VGG dataset is refused before anything runs."""
+    from hsd.config import ConfigError, RunConfig
+    from hsd.method import resolve
+
+    def dropout(dataset, profile, **kw):
+        return resolve(RunConfig("tet", dataset, 5, profile=profile, **kw)).dropout
+
+    assert dropout("sim-gestures", "paper") == 0.5
+    assert dropout("sim-gestures", "smoke") == 0.0
+    assert dropout("sim-gestures", "smoke", dropout=0.2) == 0.2
+    assert dropout("n-digits", "smoke") is None
+    with pytest.raises(ConfigError, match="has no dropout"):
+        dropout("n-digits", "smoke", dropout=0.2)
