@@ -17,6 +17,7 @@ Call ``spikingjelly.activation_based.functional.reset_net(model)`` after every b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -319,8 +320,10 @@ def build_model(
     L: int,
     block_extra: BlockExtra | None = None,
     neuron_kw: dict | None = None,
+    **arch_kw: Any,
 ) -> SpecNet:
-    """Build ``arch`` ("vgg" | "snn5"; unknown names raise ``UnknownNameError``)."""
+    """Build ``arch`` ("vgg" | "snn5"; unknown names raise ``UnknownNameError``); `arch_kw` are
+    the architecture's own arguments (SNN-5's ``dropout``)."""
     return MODELS[arch](
         num_classes=num_classes,
         in_channels=in_channels,
@@ -330,6 +333,7 @@ def build_model(
         L=L,
         block_extra=block_extra,
         neuron_kw=neuron_kw,
+        **arch_kw,
     )
 
 

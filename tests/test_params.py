@@ -212,3 +212,19 @@ def test_dropout_is_snn5_only_with_the_profiles_values():
     assert dropout("n-digits", "smoke") is None
     with pytest.raises(ConfigError, match="has no dropout"):
         dropout("n-digits", "smoke", dropout=0.2)
+
+
+def test_the_resolved_dropout_reaches_the_snn5_model():
+    """The smoke SNN-5 (ANN and SNN alike) is built without dropout, the paper's with p = 0.5."""
+    from hsd.config import RunConfig
+    from hsd.data import DATASETS
+    from hsd.method import resolve
+    from hsd.models import model_for_run
+
+    spec = DATASETS["sim-gestures"]
+    for profile, p in (("smoke", 0.0), ("paper", 0.5)):
+        cfg = resolve(RunConfig("tet", "sim-gestures", 5, profile=profile, size=32, width=0.125))
+        for neuron in ("lif", "qcfs"):
+            model = model_for_run(cfg, spec, neuron)
+            drops = [m.p for m in model.modules() if type(m).__name__ == "Dropout"]
+            assert drops == [p, p], (profile, neuron, drops)
