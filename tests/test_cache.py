@@ -34,6 +34,7 @@ class FakeSpec:
     default_size: int = 6
     per_class: int = 10
     official: bool = False
+    val_fraction: float = 0.1
 
     @property
     def num_classes(self):

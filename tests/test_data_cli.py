@@ -35,7 +35,7 @@ def test_prepare_prints_cache_folder_and_reuses_it(roots, capsys):
             "--cache-dir", str(roots["cache"]), "--quiet"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert "train 270, val 30, test 300" in out[0]
+    assert "train 200, val 100, test 300" in out[0]  # a third of training held out
     folder = out[-1]
     assert (roots["cache"] / "n-digits").as_posix() in folder
     assert json.loads(open(f"{folder}/manifest.json").read())["params"]["size"] == 12
@@ -52,7 +52,7 @@ def test_info_reports_classes_splits_events_and_caches(roots, capsys):
     out = capsys.readouterr().out
     assert "official test split" in out
     row = next(line for line in out.splitlines() if line.startswith("circle_cw"))
-    assert row.split()[1:] == ["5", "1", "2"]  # 6 train subjects -> 5 + 1 val, 2 test subjects
+    assert row.split()[1:] == ["3", "3", "2"]  # 6 train recordings -> 3 + 3 val, 2 test subjects
     assert "events per sample (88 of 88 samples): min" in out
     assert "F=16 S=8 split_by=number" in out
 
@@ -110,11 +110,11 @@ def test_bench_old_name_runs_the_data_benchmark(tmp_path, capsys):
 def test_real_registry_cache_and_official_split(roots):
     fs = load_frames("sim-gestures", size=8, root=roots["sim-gestures"], cache_dir=roots["cache"])
     assert fs.spec.name == "sim-gestures" and fs.frames == 16
-    assert (len(fs.train), len(fs.val), len(fs.test)) == (55, 11, 22)
+    assert (len(fs.train), len(fs.val), len(fs.test)) == (33, 33, 22)  # half of train is val
     doc = json.loads((fs.path / "split.json").read_text())
     assert all("ibmGestureTest" in n for n in doc["test"])
     assert not any("ibmGestureTest" in n for n in doc["train"] + doc["val"])
-    assert fs.train.frames.shape == (55, 16, 2, 8, 8)
+    assert fs.train.frames.shape == (33, 16, 2, 8, 8)
 
 
 # ---------------------------------------------------------------- learnability
