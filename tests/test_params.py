@@ -228,3 +228,27 @@ def test_the_resolved_dropout_reaches_the_snn5_model():
             model = model_for_run(cfg, spec, neuron)
             drops = [m.p for m in model.modules() if type(m).__name__ == "Dropout"]
             assert drops == [p, p], (profile, neuron, drops)
+
+
+def test_a_preset_sets_an_option_the_user_left_unset(monkeypatch):
+    """A method's preset may hold one of its declared options: it replaces the declared default,
+    is parsed by the declaration, leaves a user's value alone, and reaches the alias (sts) too."""
+    from baselines.tet import TET, TET_MSE_WEIGHT
+    from hsd.config import ConfigError, RunConfig
+    from hsd.method import resolve
+    from hsd.presets import Per
+
+    presets = {**TET.presets, "smoke": {**TET.presets["smoke"], "mse_weight": Per(vgg=0.02)}}
+    monkeypatch.setattr(TET, "presets", presets)
+
+    def mse(method="tet", profile="smoke", **options):
+        return resolve(RunConfig(method, "n-digits", 5, profile=profile, options=options)).option(
+            "mse_weight"
+        )
+
+    assert mse() == 0.02 and mse("sts") == 0.02
+    assert mse(mse_weight="0.1") == 0.1
+    assert mse(profile="paper") == TET_MSE_WEIGHT
+    monkeypatch.setattr(TET, "presets", {**presets, "smoke": {"mse_weight": "much"}})
+    with pytest.raises(ConfigError, match="mse_weight"):
+        mse()
