@@ -60,7 +60,12 @@ DISTILL = ("skd", "kd", "none")
 
 # The distillation term: not given in the paper; the authors' running code (train_snn2): weight 1
 # on the "classmean" KL (= 1/K in batchmean units), τ = 10. Tuned by `harness.run --tune`.
-DISTILL_PRESETS = {"any": {"kd_lambda": 1.0, "tau": 10.0}}
+# Smoke: HSD's study (results/tuning/hsd; see hsd.hybrid.HYBRID_PRESETS for which point each
+# architecture takes); the KD baselines reuse it.
+DISTILL_PRESETS = {
+    "any": {"kd_lambda": 1.0, "tau": 10.0},
+    "smoke": {"kd_lambda": Per(vgg=0.534, snn5=1.0), "tau": Per(vgg=2.94, snn5=10.0)},
+}
 # What tuning searches of the distillation term (HSD and the KD baselines). λ: the authors' effective
 # weight is 1 in classmean units (the default) and 1/K in batchmean units, down to 1/101 on
 # N-Caltech101; the range spans both with a decade to spare below. τ: the authors' running code
