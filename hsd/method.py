@@ -174,6 +174,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return resolve_for(cfg, DATASETS[cfg.dataset])
 
 
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig)) - {"options"}
+
+
 def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
     """`resolve` for a given dataset spec (name, arch, default_frames, ...)."""
     if cfg.method not in METHODS:
@@ -194,9 +197,9 @@ def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
         cfg = cfg.replace(
             options=params.normalise(owner, method.options, {**given, **preset_options})
         )
-    filled = {
-        k: v for k, v in values.items() if k not in method.options and getattr(cfg, k) is None
-    }
+    # A shared table (TET's serves CE and the KD students too) may hold an option another method
+    # does not declare: only config fields fill the config.
+    filled = {k: v for k, v in values.items() if k in CONFIG_FIELDS and getattr(cfg, k) is None}
     out = cfg.replace(**filled)
     if out.dropout is not None and spec.arch != "snn5":
         raise ConfigError(

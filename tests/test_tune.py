@@ -30,7 +30,9 @@ def _study(out, name="fake-n-digits"):
 
 @pytest.mark.parametrize("dataset", ["cifar10-dvs", "dvs-gesture", "n-caltech101"])
 def test_search_space_spans_the_authors_weights_and_temperature(dataset):
+    from hsd.config import RunConfig
     from hsd.data import DATASETS
+    from hsd.method import resolve
 
     space = TU.distributions("hsd", dataset, multi=False)
     lam, tau = space["kd_lambda"], space["tau"]
@@ -42,7 +44,8 @@ def test_search_space_spans_the_authors_weights_and_temperature(dataset):
     trial = TU.make_trial(dataset, {"kd_lambda": 0.05, "L": 8, "tau": 3.0}, "smoke", 5)
     assert (trial.cfg.kd_lambda, trial.cfg.tau, trial.cfg.L) == (0.05, 3.0, 8)
     default = TU.make_trial(dataset, {"kd_lambda": 1.0, "L": 16}, "smoke", 5)
-    assert default.cfg.tau == 10.0  # τ not tuned: the recipe's default
+    preset = resolve(RunConfig("hsd", dataset, 5, profile="smoke"))
+    assert default.cfg.tau == preset.tau  # τ not searched: the smoke preset's
 
 
 def _methods():

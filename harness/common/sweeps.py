@@ -14,7 +14,7 @@ Every expanded config is resolved (`hsd.method.resolve`) before anything runs, s
 method/dataset/option or a T the frames cannot give fails the whole request up front
 (`SweepError`). Cells whose resolved configs are identical are **one run**: `sts` and `tet` at the
 same T, DTS at every T (one model serves every t), and the same HSD run serving Figure 2, Table 2's
-HT+SKD and Table 3's L = 16 when they run together (`--sweep all`). Such a `Trial` carries every
+HT+SKD and Table 3's cell at the preset L when they run together (`--sweep all`). Such a `Trial` carries every
 cell it serves, and its rows are reported under each.
 """
 
