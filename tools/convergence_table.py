@@ -1,0 +1,112 @@
+"""The convergence table of results/convergence/: what doubling the smoke epochs changes, per method
+and simulated set.
+
+    python tools/convergence_table.py results/latency-smoke runs/convergence \
+        --archive results/convergence/doubled.jsonl > results/convergence/table.md
+
+The smoke budget (×1) is read from a latency-sweep store made with the committed presets (its T = 5
+runs; DTS: its one model, read at t = 5); twice its epochs (×2) from the single-run JSON files of
+`python -m hsd.train ... --epochs 2E [--pre-epochs 2P] --out <dir>/<method>-<dataset>-<seed>.json`.
+The measure is the mean **validation** accuracy the engine selects the epoch with (`best_val_acc`),
+over the seeds both budgets ran; a recipe counts as converged where doubling changes it by less
+than `CONVERGED_POINTS`. The paired difference (×2 − ×1, same seeds) and the test accuracy at
+t = 5 are shown beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness.common.store import ResultStore
+from harness.report.stats import mean_ci, paired_difference
+
+METHODS = ("hsd", "tet", "dts", "sltt", "tcja")
+DATASETS = ("n-digits", "sim-gestures")
+T = 5
+CONVERGED_POINTS = 2.0
+
+
+def smoke_budget(store_dir: Path) -> dict[tuple[str, str, int], dict]:
+    """(method, dataset, seed) -> validation / test accuracy (%) and epochs of the ×1 runs."""
+    rows = ResultStore.existing(store_dir).rows()
+    rows = rows[(rows["t"] == T) & (rows["status"] == "ok") & rows["method"].isin(METHODS)]
+    rows = rows[(rows["T"] == T) | (rows["method"] == "dts")].drop_duplicates("run_id")
+    return {
+        (r.method, r.dataset, int(r.seed)): {
+            "val": 100 * r.best_val_acc,
+            "test": 100 * r.acc,
+            "epochs": _epochs(r.pre_epochs, r.epochs),
+        }
+        for r in rows.itertuples()
+    }
+
+
+def doubled_budget(path: Path) -> dict[tuple[str, str, int], dict]:
+    """The same for the ×2 runs: a folder of single-run JSON files, or a JSON-lines file of their
+    rows (what `--archive` writes)."""
+    out = {}
+    for row in doubled_rows(path):
+        if row["t"] == T:
+            out[(row["method"], row["dataset"], int(row["seed"]))] = {
+                "val": 100 * row["best_val_acc"],
+                "test": 100 * row["acc"],
+                "epochs": _epochs(row.get("pre_epochs"), row["epochs"]),
+            }
+    return out
+
+
+def doubled_rows(path: Path) -> list[dict]:
+    if path.is_dir():
+        return [r for f in sorted(path.glob("*.json")) for r in json.loads(f.read_text())["rows"]]
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _epochs(pre, epochs) -> str:
+    return f"{int(pre)}+{int(epochs)}" if pre == pre and pre else str(int(epochs))  # NaN: no pre
+
+
+def _iv(iv) -> str:
+    return f"{iv.mean:.1f} [{iv.low:.1f}, {iv.high:.1f}]"
+
+
+def table(x1: dict, x2: dict) -> str:
+    lines = [
+        "| method | set | epochs ×1 | val ×1 (%) | epochs ×2 | val ×2 (%) | ×2 − ×1 val (paired, "
+        "95 % CI) | test ×1 (%) | test ×2 (%) | seeds | converged (< 2 points) |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for ds in DATASETS:
+        for m in METHODS:
+            seeds = sorted(s for (mm, d, s) in x2 if (mm, d) == (m, ds) and (m, ds, s) in x1)
+            if not seeds:
+                continue
+            a = [x1[(m, ds, s)] for s in seeds]
+            b = [x2[(m, ds, s)] for s in seeds]
+            diff = paired_difference([r["val"] for r in b], [r["val"] for r in a]).diff
+            converged = "yes" if abs(diff.mean) < CONVERGED_POINTS else "no"
+            lines.append(
+                f"| {m} | {ds} | {a[0]['epochs']} | {_iv(mean_ci([r['val'] for r in a]))} | "
+                f"{b[0]['epochs']} | {_iv(mean_ci([r['val'] for r in b]))} | "
+                f"{diff.mean:+.1f} [{diff.low:+.1f}, {diff.high:+.1f}] | "
+                f"{_iv(mean_ci([r['test'] for r in a]))} | {_iv(mean_ci([r['test'] for r in b]))} | "
+                f"{len(seeds)} | {converged} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("store", type=Path, help="latency store made with the committed presets")
+    ap.add_argument("doubled", type=Path, help="the ×2 runs: folder of JSON files or .jsonl rows")
+    ap.add_argument("--archive", type=Path, help="also write the ×2 runs' rows to this .jsonl")
+    args = ap.parse_args()
+    if args.archive:
+        rows = doubled_rows(args.doubled)
+        args.archive.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    print(table(smoke_budget(args.store), doubled_budget(args.doubled)), end="")
+
+
+if __name__ == "__main__":
+    main()
