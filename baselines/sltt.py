@@ -54,11 +54,14 @@ from hsd.presets import Per
 SLTT_MSE_WEIGHT = 0.05  # authors' `-loss_lambda` default
 SLTT_K = Per(vgg=2, snn5=4)  # README: K = 2 on DVS-CIFAR10, 4 on DVS-Gesture
 # README commands / train_SLTT.py: SGD momentum 0.9, cosine over 300 epochs, weight decay 5e-4,
-# lr 0.05 / batch 128 (DVS-CIFAR10) and lr 0.1 / batch 16 (DVS-Gesture). The smoke profile keeps
-# the SGD learning rates.
+# lr 0.05 / batch 128 (DVS-CIFAR10) and lr 0.1 / batch 16 (DVS-Gesture). Smoke: SLTT's tuning study
+# (results/tuning/sltt, 12 trials x 2 seeds, 3 significant digits): the same trial (4) is best on
+# both sets and beat the authors' values on validation over the same seeds (n-digits 86.0 %
+# against 74.0 %, sim-gestures 24.2 % against 13.8 %); SLTT-K shares it.
 SLTT_PRESETS = {
     "any": {"neuron": "sltt", "lr": Per(vgg=0.05, snn5=0.1), "weight_decay": 5e-4},
     "paper": {"epochs": 300, "batch_size": Per(vgg=128, snn5=16)},
+    "smoke": {"lr": 0.224, "weight_decay": 3.42e-5},
 }
 
 
