@@ -126,6 +126,9 @@ def test_tuning_without_the_real_data_exits_2(data_env, tmp_path):
 
 
 def test_dry_run_json_prints_every_resolved_config(data_env, tmp_path, capsys):
+    from hsd.config import RunConfig
+    from hsd.method import resolve
+
     argv = ["--sweep", "latency", "--datasets", "n-digits", "--methods", "hsd,sts,tet,dts",
             "--T", "1,3,5", "--seeds", "1", "--dry-run", "--json", "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(argv) == 0
@@ -139,5 +142,7 @@ def test_dry_run_json_prints_every_resolved_config(data_env, tmp_path, capsys):
         ["latency", "sts"] in x["cells"] and ["latency", "tet"] in x["cells"] for x in by["tet"]
     )
     hsd = by["hsd"][0]["config"]
-    assert hsd["tau"] == 10.0 and hsd["kd_lambda"] == 1.0 and hsd["options"]["ht"] is True
+    preset = resolve(RunConfig("hsd", "n-digits", hsd["T"]))  # the smoke preset's values
+    assert (hsd["tau"], hsd["kd_lambda"]) == (preset.tau, preset.kd_lambda)
+    assert hsd["options"]["ht"] is True
     assert not (tmp_path / "o").exists()

@@ -159,9 +159,10 @@ def test_no_ht_student_is_the_lif_baseline_with_weight_decay(dirs, monkeypatch):
     opts = {"ht": False, "distill": "none"}
     cfg = RunConfig(method="hsd", dataset="n-digits", T=1, options=opts, **{**TINY, "epochs": 1})
     rows = execute(cfg, **dirs, device="cpu")
+    preset = resolve(cfg)  # the weight decay and τ of HSD's smoke preset
     assert rows[0]["neuron"] == "lif" and rows[0]["opt_ht"] is False
-    assert seen["opt"] == [("adam", SMOKE_ADAM_LR, 5e-4)]
-    assert rows[0]["opt_kl_reduction"] == "classmean" and rows[0]["tau"] == 10.0
+    assert seen["opt"] == [("adam", SMOKE_ADAM_LR, preset.weight_decay)]
+    assert rows[0]["opt_kl_reduction"] == "classmean" and rows[0]["tau"] == preset.tau
 
 
 @pytest.mark.slow
