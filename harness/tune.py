@@ -85,7 +85,11 @@ def tune_local(dataset, n_trials, store, opts: ExecOptions, *, profile, T, multi
     done = stored_runs(store)  # a re-proposed point's finished seeds are not run again
     expected = expected_cost(dataset, profile, T, method, todo * seeds)
     progress = Progress(
-        [], enabled=opts.progress, desc=f"tune {method} {dataset}", expected=expected
+        [],
+        enabled=opts.progress,
+        desc=f"tune {method} {dataset}",
+        expected=expected,
+        planned=todo * seeds,
     )
     try:
         for _ in range(todo):

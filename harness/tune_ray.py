@@ -95,9 +95,12 @@ def tune_ray(
     # Runs are seen here only when they finish (in the callback below): each counts its cost then.
     per_run = expected_cost(dataset, profile, T, method, 1)
     progress = Progress(
-        [], enabled=opts.progress, desc=f"tune {method} {dataset}", expected=todo * seeds * per_run
+        [],
+        enabled=opts.progress,
+        desc=f"tune {method} {dataset}",
+        expected=todo * seeds * per_run,
+        planned=todo * seeds,
     )
-    progress.n_trials = todo * seeds
 
     class Collector(tune.Callback):
         """Stores each seed's rows once, in the driver (the store's single writer)."""
@@ -106,7 +109,7 @@ def tune_ray(
             for rows in json.loads(result.get("runs_json", "[]")):
                 if rows[0]["run_id"] not in store.finished_run_ids():  # a re-proposed point
                     label = f"tune {method} {dataset} run {rows[0]['run_id']}"
-                    progress.cost[rows[0]["run_id"]] = per_run
+                    progress.arrived(rows[0]["run_id"], per_run)
                     record(label, rows, store, opts, progress)
 
     base = {

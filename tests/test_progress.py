@@ -26,3 +26,14 @@ def test_progress_reaches_its_total_exactly_and_never_passes_it():
             p.finish(t.run_id)
     assert p.bar.n == p.bar.total == 20 * (4 + 10 + 11)
     assert p.finished == 60
+
+
+def test_runs_seen_only_when_finished_fill_the_planned_total():
+    # Ray tuning: the bar knows the plan (4 runs of cost 5) before any run is seen
+    p = Progress([], enabled=False, expected=20, planned=4)
+    assert p.bar.total == 20
+    for i in range(4):
+        p.arrived(f"r{i}", 5)
+        p.finish(f"r{i}")
+    assert p.bar.n == p.bar.total == 20
+    assert p.bar.postfix.startswith("trials 4/4")

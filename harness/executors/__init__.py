@@ -46,10 +46,19 @@ class Progress:
     Each reported epoch advances the bar by the trial's average cost per epoch (capped at its
     cost); a finished trial tops up to its full cost. The postfix shows trials done and the
     trials running. Tuning asks for its trials one at a time: it passes the cost it `expected`
-    in all, so that the bar has a total and an ETA from the first trial on.
+    in all, and how many runs it `planned`, so that the bar has a total and an ETA from the first
+    trial on.
     """
 
-    def __init__(self, trials, *, enabled: bool = True, desc: str = "sweep", expected: int = 0):
+    def __init__(
+        self,
+        trials,
+        *,
+        enabled: bool = True,
+        desc: str = "sweep",
+        expected: int = 0,
+        planned: int = 0,
+    ):
         import sys
 
         from tqdm.auto import tqdm
@@ -61,7 +70,7 @@ class Progress:
         self.n_trials, self.finished = 0, 0
         for t in trials:
             self._count(t)
-        self.expected = expected
+        self.expected, self.planned = expected, planned
         self.bar = tqdm(
             total=max(expected, sum(self.cost.values())),
             desc=desc,
@@ -85,6 +94,11 @@ class Progress:
         self.bar.total = max(self.expected, sum(self.cost.values()))
         self.bar.refresh()
 
+    def arrived(self, run_id: str, cost: float) -> None:
+        """A run first seen when it has finished (Ray tuning reports runs only then): its cost,
+        so that `finish` advances the bar by it."""
+        self.cost[run_id] = cost
+
     def _advance(self, run_id: str, amount: float) -> None:
         have = self.done_cost.get(run_id, 0.0)
         amount = max(0.0, min(amount, self.cost.get(run_id, 0) - have))
@@ -97,7 +111,8 @@ class Progress:
     def _show(self) -> None:
         running = " | ".join(list(self.running.values())[:2])
         self.bar.set_postfix_str(
-            f"trials {self.finished}/{self.n_trials}" + (f", {running}" if running else "")
+            f"trials {self.finished}/{max(self.n_trials, self.planned)}"
+            + (f", {running}" if running else "")
         )
 
     def epoch(self, run_id: str, text: str) -> None:
