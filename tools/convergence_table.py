@@ -19,27 +19,22 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.common.store import ResultStore
+from table1_runs import DATASETS, METHODS, T, runs_at_T
+
 from harness.report.stats import mean_ci, paired_difference
 
-METHODS = ("hsd", "tet", "dts", "sltt", "tcja")
-DATASETS = ("n-digits", "sim-gestures")
-T = 5
 CONVERGED_POINTS = 2.0
 
 
 def smoke_budget(store_dir: Path) -> dict[tuple[str, str, int], dict]:
     """(method, dataset, seed) -> validation / test accuracy (%) and epochs of the ×1 runs."""
-    rows = ResultStore.existing(store_dir).rows()
-    rows = rows[(rows["t"] == T) & (rows["status"] == "ok") & rows["method"].isin(METHODS)]
-    rows = rows[(rows["T"] == T) | (rows["method"] == "dts")].drop_duplicates("run_id")
     return {
         (r.method, r.dataset, int(r.seed)): {
             "val": 100 * r.best_val_acc,
             "test": 100 * r.acc,
             "epochs": _epochs(r.pre_epochs, r.epochs),
         }
-        for r in rows.itertuples()
+        for r in runs_at_T(store_dir).itertuples()
     }
 
 

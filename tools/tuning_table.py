@@ -24,22 +24,17 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from table1_runs import DATASETS, METHODS, runs_at_T
 
-from harness.common.store import ResultStore
 from harness.report.stats import mean_ci
 
-METHODS = ("hsd", "tet", "dts", "sltt", "tcja")  # Figure 2 and Table 1 (TET = STS)
-DATASETS = ("n-digits", "sim-gestures")
-T = 5
 RECIPE_FIELDS = ("lr", "weight_decay", "pre_lr", "kd_lambda", "tau", "L", "opt_mse_weight")
 
 
 def cells(store_dir: Path) -> dict[tuple[str, str], dict]:
     """(method, dataset) -> the recipe and the seeds' validation and test accuracies at t = T."""
-    rows = ResultStore.existing(store_dir).rows()
-    rows = rows[(rows["t"] == T) & (rows["status"] == "ok") & rows["method"].isin(METHODS)]
     out: dict[tuple[str, str], dict] = {}
-    for (method, dataset), g in rows.drop_duplicates("run_id").groupby(["method", "dataset"]):
+    for (method, dataset), g in runs_at_T(store_dir).groupby(["method", "dataset"]):
         first = g.iloc[0]
         recipe = {k: first[k] for k in RECIPE_FIELDS if k in g and pd.notna(first[k])}
         out[(method, dataset)] = {
@@ -64,8 +59,7 @@ def _recipe(recipe: dict) -> str:
 def choice(tuning: Path) -> str:
     """Per method and set: the study's best validation accuracy (mean over its seeds), the
     hand-set recipe's on the same seeds, and which one the smoke preset takes."""
-    rows = ResultStore.existing(tuning / "hand-set").rows()
-    rows = rows[(rows["t"] == T) & (rows["status"] == "ok")].drop_duplicates("run_id")
+    rows = runs_at_T(tuning / "hand-set")
     lines = [
         "| method | set | study's best val (%) | hand-set val, same seeds (%) | smoke preset |",
         "|---|---|---:|---:|---|",
