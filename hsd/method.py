@@ -21,6 +21,7 @@ import torch
 
 from hsd import params, presets
 from hsd.config import ConfigError, RunConfig, validate
+from hsd.models import check_arch_fields
 from hsd.registry import Registry
 
 # Epoch callback: (stage, epoch index starting at 1, epochs in that stage, the epoch's
@@ -201,10 +202,7 @@ def resolve_for(cfg: RunConfig, spec: Any) -> RunConfig:
     # does not declare: only config fields fill the config.
     filled = {k: v for k, v in values.items() if k in CONFIG_FIELDS and getattr(cfg, k) is None}
     out = cfg.replace(**filled)
-    if out.dropout is not None and spec.arch != "snn5":
-        raise ConfigError(
-            f"{spec.name}'s {spec.arch} architecture has no dropout; drop --dropout {out.dropout}"
-        )
+    check_arch_fields(out, spec)
     validate(out)
     method.check(out)
     return out

@@ -16,6 +16,7 @@ Call ``spikingjelly.activation_based.functional.reset_net(model)`` after every b
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch.nn as nn
 from spikingjelly.activation_based import base
 from spikingjelly.activation_based import layer as sj_layer
 
+from hsd.config import ConfigError
 from hsd.neurons import NEURONS, QCFS, make_neuron
 from hsd.registry import Registry
 
@@ -353,6 +355,27 @@ def count_parameters(model: nn.Module, include_thresholds: bool = False) -> int:
     return n
 
 
+#: Run-config fields that are an architecture's own argument (unset: the architecture's default).
+ARCH_FIELDS = ("dropout",)
+
+
+def arch_fields(cfg) -> dict[str, Any]:
+    """The run's values of `ARCH_FIELDS` that are set."""
+    return {f: getattr(cfg, f) for f in ARCH_FIELDS if getattr(cfg, f) is not None}
+
+
+def check_arch_fields(cfg, spec) -> None:
+    """A set field the dataset's architecture does not take (VGG-SNN's dropout) would be
+    silently ignored: refuse it, naming the flag to drop."""
+    takes = inspect.signature(MODELS[spec.arch]).parameters
+    for name, value in arch_fields(cfg).items():
+        if name not in takes:
+            raise ConfigError(
+                f"{spec.name}'s {spec.arch} architecture has no {name}; "
+                f"drop --{name.replace('_', '-')} {value}"
+            )
+
+
 def model_for_run(cfg, spec, neuron: str, block_extra: BlockExtra | None = None) -> SpecNet:
     """The architecture of dataset `spec` at the run's size and width, with activation `neuron`
     ("qcfs" gives the 2-D ANN, any spiking kind the SNN)."""
@@ -366,5 +389,5 @@ def model_for_run(cfg, spec, neuron: str, block_extra: BlockExtra | None = None)
         L=cfg.L or 16,
         block_extra=block_extra,
         neuron_kw={"lam": cfg.qcfs_threshold or 8.0} if neuron == "qcfs" else None,
-        **({} if cfg.dropout is None else {"dropout": cfg.dropout}),
+        **arch_fields(cfg),
     )
