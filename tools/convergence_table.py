@@ -11,6 +11,11 @@ The measure is the mean **validation** accuracy the engine selects the epoch wit
 over the seeds both budgets ran; a recipe counts as converged where doubling changes it by less
 than `CONVERGED_POINTS`. The paired difference (×2 − ×1, same seeds) and the test accuracy at
 t = 5 are shown beside it.
+
+The same table one doubling further, whether twice the smoke epochs are converged (×2 against ×4):
+
+    python tools/convergence_table.py results/convergence/doubled.jsonl runs/convergence-x4 \
+        --labels ×2,×4 --archive results/convergence/quadrupled.jsonl
 """
 
 from __future__ import annotations
@@ -26,33 +31,25 @@ from harness.report.stats import mean_ci, paired_difference
 CONVERGED_POINTS = 2.0
 
 
-def smoke_budget(store_dir: Path) -> dict[tuple[str, str, int], dict]:
-    """(method, dataset, seed) -> validation / test accuracy (%) and epochs of the ×1 runs."""
+def budget(path: Path) -> dict[tuple[str, str, int], dict]:
+    """(method, dataset, seed) -> validation / test accuracy (%) and epochs of one budget's runs
+    at t = T, read from a store folder (a latency sweep made with the committed presets), a folder
+    of single-run JSON files, or a JSON-lines file of their rows (what `--archive` writes)."""
+    if (path / "results.jsonl").exists():
+        rows = runs_at_T(path).to_dict("records")
+    else:
+        rows = [r for r in single_run_rows(path) if r["t"] == T]
     return {
-        (r.method, r.dataset, int(r.seed)): {
-            "val": 100 * r.best_val_acc,
-            "test": 100 * r.acc,
-            "epochs": _epochs(r.pre_epochs, r.epochs),
+        (r["method"], r["dataset"], int(r["seed"])): {
+            "val": 100 * r["best_val_acc"],
+            "test": 100 * r["acc"],
+            "epochs": _epochs(r.get("pre_epochs"), r["epochs"]),
         }
-        for r in runs_at_T(store_dir).itertuples()
+        for r in rows
     }
 
 
-def doubled_budget(path: Path) -> dict[tuple[str, str, int], dict]:
-    """The same for the ×2 runs: a folder of single-run JSON files, or a JSON-lines file of their
-    rows (what `--archive` writes)."""
-    out = {}
-    for row in doubled_rows(path):
-        if row["t"] == T:
-            out[(row["method"], row["dataset"], int(row["seed"]))] = {
-                "val": 100 * row["best_val_acc"],
-                "test": 100 * row["acc"],
-                "epochs": _epochs(row.get("pre_epochs"), row["epochs"]),
-            }
-    return out
-
-
-def doubled_rows(path: Path) -> list[dict]:
+def single_run_rows(path: Path) -> list[dict]:
     if path.is_dir():
         return [r for f in sorted(path.glob("*.json")) for r in json.loads(f.read_text())["rows"]]
     return [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -66,10 +63,11 @@ def _iv(iv) -> str:
     return f"{iv.mean:.1f} [{iv.low:.1f}, {iv.high:.1f}]"
 
 
-def table(x1: dict, x2: dict) -> str:
+def table(x1: dict, x2: dict, labels: tuple[str, str] = ("×1", "×2")) -> str:
+    a_, b_ = labels
     lines = [
-        "| method | set | epochs ×1 | val ×1 (%) | epochs ×2 | val ×2 (%) | ×2 − ×1 val (paired, "
-        "95 % CI) | test ×1 (%) | test ×2 (%) | seeds | converged (< 2 points) |",
+        f"| method | set | epochs {a_} | val {a_} (%) | epochs {b_} | val {b_} (%) | {b_} − {a_} val "
+        f"(paired, 95 % CI) | test {a_} (%) | test {b_} (%) | seeds | converged (< 2 points) |",
         "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for ds in DATASETS:
@@ -93,14 +91,23 @@ def table(x1: dict, x2: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("store", type=Path, help="latency store made with the committed presets")
-    ap.add_argument("doubled", type=Path, help="the ×2 runs: folder of JSON files or .jsonl rows")
-    ap.add_argument("--archive", type=Path, help="also write the ×2 runs' rows to this .jsonl")
+    ap.add_argument(
+        "base",
+        type=Path,
+        help="the base budget's runs: a store folder (the latency "
+        "sweep made with the committed presets), a folder of JSON files or .jsonl rows",
+    )
+    ap.add_argument(
+        "doubled", type=Path, help="twice its epochs: folder of JSON files or .jsonl rows"
+    )
+    ap.add_argument("--archive", type=Path, help="also write the doubled runs' rows to this .jsonl")
+    ap.add_argument("--labels", default="×1,×2", help="names of the two budgets (default ×1,×2)")
     args = ap.parse_args()
     if args.archive:
-        rows = doubled_rows(args.doubled)
+        rows = single_run_rows(args.doubled)
         args.archive.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    print(table(smoke_budget(args.store), doubled_budget(args.doubled)), end="")
+    labels = tuple(args.labels.split(","))
+    print(table(budget(args.base), budget(args.doubled), labels), end="")
 
 
 if __name__ == "__main__":
