@@ -91,7 +91,7 @@ HSD_SPACE = {
 SCRATCH_PRESETS = {
     "any": {"neuron": "lif", "lr": 1e-3},
     "paper": {"epochs": 300},
-    "smoke": {"epochs": Per(vgg=5, snn5=7), "lr": SMOKE_ADAM_LR},
+    "smoke": {"epochs": Per(vgg=10, snn5=28), "lr": SMOKE_ADAM_LR},
 }
 
 
