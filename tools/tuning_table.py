@@ -2,7 +2,7 @@
 recipe against the committed one on both simulated sets, with validation and test accuracy at T = 5.
 
     python tools/tuning_table.py choice results/tuning                      # before the presets
-    python tools/tuning_table.py compare results/tuning results/latency-smoke   # after
+    python tools/tuning_table.py compare results/tuning results/tuning/tuned   # after
 
 The choice: a study's best point against the hand-set recipe, on the same validation split and the
 same tuning seeds (0..N-1 of the study, read from the hand-set store): the higher mean validation
@@ -11,7 +11,8 @@ handed a tuned recipe worse than its own default.
 
 Reads the studies' `best_params.json` (results/tuning/<method>/), the store of the hand-set recipes
 (results/tuning/hand-set: the latency sweep at T = 5 before the tuned values became the presets)
-and the store of the tuned ones (the committed latency sweep). Accuracies are the mean [95 % CI]
+and the store of the tuned ones (the latency sweep with the chosen presets at the studies' base,
+results/tuning/tuned). Accuracies are the mean [95 % CI]
 over the stores' seeds (`harness.report.stats.mean_ci`), at t = 5: validation is the engine's
 model selection (`best_val_acc`, at the run's own T: all frames for DTS), test the accuracy at
 t = 5 of the selected model.
