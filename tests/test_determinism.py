@@ -39,6 +39,7 @@ def test_one_config_gives_identical_rows_through_every_entry_point(data_env, tmp
              "--methods", "sts", "--T", "2", "--seeds", "1", "--out", out, "--no-report",
              "--no-progress"],
             env_extra={"RAY_AUTH_MODE": "disabled"},
+            timeout=600,  # the smoke preset's 16 epochs, like the single run above
         )  # fmt: skip
         assert cp.returncode == 0, cp.stderr[-2000:]
         rows[executor] = [r for r in read_rows(out) if r["run_id"] == run_id]
