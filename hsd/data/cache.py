@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,11 @@ class FrameSplit:
         key = (frames.start, frames.stop, frames.step, str(torch.device(device)))
         if key not in self._device_cache:
             self._device_cache.clear()
-            host = torch.from_numpy(np.ascontiguousarray(self.frames[:, frames]))
+            with warnings.catch_warnings():
+                # All frames of a contiguous cache are the read-only memory map itself: shared,
+                # not copied, and never written (augmentation and models build new tensors).
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                host = torch.from_numpy(np.ascontiguousarray(self.frames[:, frames]))
             self._device_cache[key] = host.to(device)
         return self._device_cache[key]
 
