@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,24 @@ def test_missing_or_empty_store_exits_2(stores, tmp_path, capsys, case):
     with pytest.raises(SystemExit) as exc:
         main([str(a.path), "--compare-out", str(tmp_path / "x")])
     assert exc.value.code == 2
+
+
+def test_reproduction_check_treats_reruns_as_independent_samples(stores):
+    """tools/reproduction_check.py: Welch's interval per cell even where the run ids match (a rerun
+    on another machine), and the share of cells whose interval covers 0 against the 90 % rule."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import reproduction_check
+
+    a, b = stores
+    df = reproduction_check.welch_cells(a, b)
+    cells = df.set_index("variant")
+    assert list(cells.index) == ["hsd", "sts", "dts"]
+    for variant, acc_a, acc_b in (("hsd", HSD_A, HSD_B), ("sts", STS_A, STS_B)):
+        low, high = sps.ttest_ind(acc_a, acc_b, equal_var=False).confidence_interval(0.95)
+        row = cells.loc[variant]
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+    assert list(cells["covers 0"]) == [True, False, True]  # STS moved by −34.7 points
+    text = reproduction_check.markdown(df)
+    assert text.count("\n| latency | n-digits |") == 3
+    assert text.endswith("2 of 3 cells (67 %) cover 0: the rerun does not reproduce the committed "
+                         "store by the 90 % rule.\n")  # fmt: skip
