@@ -1,7 +1,7 @@
 """The convergence table of results/convergence/: what doubling the smoke epochs changes, per method
 and simulated set.
 
-    python tools/convergence_table.py results/latency-smoke runs/convergence \
+    python tools/convergence_table.py results/latency-smoke-epyc runs/convergence \
         --archive results/convergence/doubled.jsonl > results/convergence/table.md
 
 The smoke budget (×1) is read from a latency-sweep store made with the committed presets (its T = 5
