@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -162,10 +161,10 @@ def test_missing_or_empty_store_exits_2(stores, tmp_path, capsys, case):
     assert exc.value.code == 2
 
 
-def test_reproduction_check_treats_reruns_as_independent_samples(stores):
+def test_reproduction_check_treats_reruns_as_independent_samples(stores, monkeypatch):
     """tools/reproduction_check.py: Welch's interval per cell even where the run ids match (a rerun
     on another machine), and the share of cells whose interval covers 0 against the 90 % rule."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "tools"))
     import reproduction_check
 
     a, b = stores

@@ -18,22 +18,17 @@ from pathlib import Path
 import pandas as pd
 
 from harness.common.store import StoreError
+from harness.provenance import machine_lines
 from harness.report import stats
-from harness.report.store_compare import CELL, Store, sort_cells
+from harness.report.store_compare import CELL, Store, ok_cell_pairs, sort_cells
 
 TARGET = 0.9
 
 
 def welch_cells(rerun: Store, committed: Store):
     """One row per cell both stores ran ok: each mean, the Welch difference and its interval."""
-    finals = [s.final() for s in (rerun, committed)]
-    fa, fb = (f[(f["status"] == "ok") & f["acc_pct"].notna()] for f in finals)
-    groups_b = dict(tuple(fb.groupby(CELL, sort=False)))
     records = []
-    for key, ga in fa.groupby(CELL, sort=False):
-        gb = groups_b.get(key)
-        if gb is None:
-            continue
+    for key, ga, gb in ok_cell_pairs(rerun, committed):
         iv = stats.welch_difference(ga["acc_pct"], gb["acc_pct"]).diff
         covers = bool(iv.low <= 0.0 <= iv.high)
         records.append((*key, len(ga), ga["acc_pct"].mean(), gb["acc_pct"].mean(), iv.mean,
@@ -71,6 +66,8 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)  # bad input, as every command of the harness
     df = welch_cells(*stores)
+    print(f"command: python tools/reproduction_check.py {args.rerun} {args.committed}  ")
+    print(f"{machine_lines()[0]}\n")
     print(markdown(df), end="")
 
 

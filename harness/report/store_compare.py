@@ -71,20 +71,25 @@ def _verdict(iv: stats.Interval, identical: bool) -> str:
     return {"above": HIGHER, "below": LOWER}.get(stats.interval_verdict(iv), UNCLEAR)
 
 
+def ok_cell_pairs(a: Store, b: Store):
+    """(cell key, A's ok runs, B's ok runs), each sorted by seed, for every cell both stores ran
+    ok, in A's order."""
+    fa, fb = (s.final() for s in (a, b))
+    fa, fb = (f[(f["status"] == "ok") & f["acc_pct"].notna()] for f in (fa, fb))
+    groups_b = dict(tuple(fb.groupby(CELL, sort=False)))
+    for key, ga in fa.groupby(CELL, sort=False):
+        gb = groups_b.get(key)
+        if gb is not None:
+            yield key, ga.sort_values("seed"), gb.sort_values("seed")
+
+
 def cell_differences(a: Store, b: Store) -> pd.DataFrame:
     """One row per cell both stores ran ok: n, mean and interval of each store, A − B with its
     interval (`diff`, `ci_low`, `ci_high`), the test used, its p-value and the verdict."""
     cols = [*CELL, "n A", "mean A", "ci_low A", "ci_high A", "n B", "mean B", "ci_low B",
             "ci_high B", "diff", "ci_low", "ci_high", "test", "p", "verdict"]  # fmt: skip
-    fa, fb = (s.final() for s in (a, b))
-    fa, fb = (f[(f["status"] == "ok") & f["acc_pct"].notna()] for f in (fa, fb))
-    groups_b = dict(tuple(fb.groupby(CELL, sort=False)))
     records = []
-    for key, ga in fa.groupby(CELL, sort=False):
-        gb = groups_b.get(key)
-        if gb is None:
-            continue
-        ga, gb = ga.sort_values("seed"), gb.sort_values("seed")
+    for key, ga, gb in ok_cell_pairs(a, b):
         same_runs = (
             ga["seed"].is_unique
             and gb["seed"].is_unique
