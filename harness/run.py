@@ -19,6 +19,7 @@ with code 2 and a message on stderr, and leaves the store untouched.
 
 Resuming: rerunning the same command in the same --out skips finished runs (by run id) and resumes
 unfinished ones from their per-epoch checkpoints; a killed driver loses at most the epochs in flight.
+The same command with more --seeds extends the folder: only the new seeds train.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=int,
         default=None,
-        help=f"number of seeds, run as 0..N-1 (default: {S.DEFAULT_SEEDS['smoke']})",
+        help=f"number of seeds, run as 0..N-1 (default: {S.DEFAULT_SEEDS['smoke']}); more seeds "
+        "than an --out folder holds extend it",
     )
     g.add_argument(
         "--profile",

@@ -271,10 +271,27 @@ def test_same_manifest_reopens_different_is_refused(tmp_path):
     with pytest.raises(StoreError, match="different sweep.*'latency'.*'ablation'.*another --out"):
         ResultStore.open(tmp_path / "o", other)
     grid = {"sweep": "latency", "args": {**MANIFEST["args"], "seeds": [0]}}
-    with pytest.raises(StoreError, match="args"):
+    with pytest.raises(StoreError, match=r"seeds: stored \[0, 1\], requested \[0\]"):
         ResultStore.open(tmp_path / "o", grid)
     assert (tmp_path / "o" / "sweep.json").read_bytes() == manifest_bytes
     assert (tmp_path / "o" / RESULTS_FILE).read_bytes() == results_bytes
+
+
+def test_more_seeds_extend_the_stored_sweep_fewer_or_another_grid_do_not(tmp_path):
+    three = {"sweep": "latency", "args": {"datasets": ["n-digits"], "T": None, "seeds": 3}}
+    store = ResultStore.open(tmp_path / "o", three)
+    store.append(run_rows("a"))
+    five = {"sweep": "latency", "args": {**three["args"], "seeds": 5}}
+    grown = ResultStore.open(tmp_path / "o", five)
+    assert grown.manifest == five and grown.finished_run_ids() == {"a"}  # rows kept, count raised
+    before = (tmp_path / "o" / "sweep.json").read_bytes()
+    with pytest.raises(StoreError, match="seeds.*stored 5, requested 3"):
+        ResultStore.open(tmp_path / "o", three)  # fewer would make the manifest lie about the rows
+    seven_other_T = {"sweep": "latency", "args": {**three["args"], "seeds": 7, "T": [1]}}
+    with pytest.raises(StoreError, match="different sweep"):
+        ResultStore.open(tmp_path / "o", seven_other_T)
+    assert (tmp_path / "o" / "sweep.json").read_bytes() == before
+    assert not [p.name for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
 
 
 def test_results_without_manifest_refused(tmp_path):

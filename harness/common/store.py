@@ -241,11 +241,12 @@ class ResultStore:
                 )
             return
         have, wanted = self.manifest, _canonical(manifest)
-        if have != wanted:
+        if have != wanted and not adds_seeds(have, wanted):
             diff = _describe_difference(have, wanted)
             raise StoreError(
                 f"{self.out_dir} already holds a different sweep ({diff}). Resuming only works with "
-                "the same sweep and grid arguments; choose another --out folder for this one."
+                "the same sweep and grid arguments (more --seeds than stored extend it); choose "
+                "another --out folder for this one."
             )
 
     def claim(self, manifest: dict, *, lock: bool = False) -> None:
@@ -268,6 +269,8 @@ class ResultStore:
             from harness.common.lock import SweepLock
 
             self._lock = SweepLock(self.out_dir).acquire()
+        if self.manifest != _canonical(manifest):  # more seeds (adds_seeds): it now holds them all
+            self._replace_manifest(_canonical(manifest))
         try:
             self._finished = None
             self.finished_run_ids()  # fail fast on a corrupted store (and read it once)
@@ -337,6 +340,15 @@ class ResultStore:
                 tmp.unlink()
         except OSError as err:
             raise fs_error(err, self.manifest_path, "create") from None
+
+    def _replace_manifest(self, manifest: Any) -> None:
+        # Temp file + rename, so a reader sees the old manifest or the new one, never half of one.
+        tmp = self.out_dir / f".{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, self.manifest_path)
+        except OSError as err:
+            raise fs_error(err, self.manifest_path, "update") from None
 
     @property
     def manifest(self) -> dict | None:
@@ -457,6 +469,25 @@ def _finished_ids(rows: Iterable[dict]) -> set[str]:
     }
 
 
+def adds_seeds(have: Any, wanted: Any) -> bool:
+    """True when `wanted` is the stored sweep with more seeds: the same grid otherwise, so seeds
+    0..n-1 are the same runs (a run id hashes the resolved config, seed included) and the folder
+    can grow to the larger count instead of training them again elsewhere."""
+    if not (isinstance(have, dict) and isinstance(wanted, dict)):
+        return False
+    have_args, wanted_args = have.get("args"), wanted.get("args")
+    if not (isinstance(have_args, dict) and isinstance(wanted_args, dict)):
+        return False
+    seeds = have_args.get("seeds"), wanted_args.get("seeds")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in seeds):
+        return False
+
+    def without_seeds(m: dict) -> dict:
+        return {**m, "args": {k: v for k, v in m["args"].items() if k != "seeds"}}
+
+    return seeds[1] > seeds[0] and without_seeds(have) == without_seeds(wanted)
+
+
 def _describe_difference(have: Any, wanted: Any) -> str:
     if not isinstance(have, dict) or not isinstance(wanted, dict):
         return f"stored manifest {have!r}, requested {wanted!r}"
@@ -464,6 +495,13 @@ def _describe_difference(have: Any, wanted: Any) -> str:
     if have.get("sweep") != wanted.get("sweep"):
         parts.append(f"stored sweep {have.get('sweep')!r}, requested {wanted.get('sweep')!r}")
     for key in sorted(set(have) | set(wanted)):
-        if key != "sweep" and have.get(key) != wanted.get(key):
-            parts.append(f"{key}: stored {have.get(key)!r}, requested {wanted.get(key)!r}")
+        h, w = have.get(key), wanted.get(key)
+        if key == "sweep" or h == w:
+            continue
+        if isinstance(h, dict) and isinstance(w, dict):  # name the grid argument, not the dict
+            for arg in sorted(set(h) | set(w)):
+                if h.get(arg) != w.get(arg):
+                    parts.append(f"{arg}: stored {h.get(arg)!r}, requested {w.get(arg)!r}")
+        else:
+            parts.append(f"{key}: stored {h!r}, requested {w!r}")
     return "; ".join(parts) or "manifests differ"
