@@ -41,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.common.manifest import adds_seeds, canonical, describe_difference
 from harness.common.row_schema import TERMINAL_STATUSES, jsonable, row_problem
 from harness.common.store_errors import StoreError, fs_error
 
@@ -70,11 +71,6 @@ def _encode_chunk(rows: list[dict]) -> bytes:
         clean["_chunk_rows"] = len(rows)
         lines.append(json.dumps(clean, allow_nan=False, separators=(",", ":")))
     return ("\n".join(lines) + "\n").encode()
-
-
-def _canonical(manifest: dict) -> Any:
-    """The manifest as it reads back from JSON (tuples become lists, NaN becomes null)."""
-    return json.loads(json.dumps(jsonable(manifest), sort_keys=True))
 
 
 def _after(t: Any, prev: Any) -> bool:
@@ -240,9 +236,9 @@ class ResultStore:
                     "which sweep produced those rows; choose another --out folder"
                 )
             return
-        have, wanted = self.manifest, _canonical(manifest)
+        have, wanted = self.manifest, canonical(manifest)
         if have != wanted and not adds_seeds(have, wanted):
-            diff = _describe_difference(have, wanted)
+            diff = describe_difference(have, wanted)
             raise StoreError(
                 f"{self.out_dir} already holds a different sweep ({diff}). Resuming only works with "
                 "the same sweep and grid arguments (more --seeds than stored extend it); choose "
@@ -263,14 +259,14 @@ class ResultStore:
             raise fs_error(err, self.out_dir, "create the output folder") from None
         self._check_writable()
         if not self.manifest_path.exists():
-            self._create_manifest(_canonical(manifest))
+            self._create_manifest(canonical(manifest))
         self.check_manifest(manifest)  # another process may have created it first
         if lock:
             from harness.common.lock import SweepLock
 
             self._lock = SweepLock(self.out_dir).acquire()
-        if self.manifest != _canonical(manifest):  # more seeds (adds_seeds): it now holds them all
-            self._replace_manifest(_canonical(manifest))
+        if self.manifest != canonical(manifest):  # more seeds (adds_seeds): it now holds them all
+            self._replace_manifest(canonical(manifest))
         try:
             self._finished = None
             self.finished_run_ids()  # fail fast on a corrupted store (and read it once)
@@ -467,41 +463,3 @@ def _finished_ids(rows: Iterable[dict]) -> set[str]:
         for r in rows
         if r.get("status") in TERMINAL_STATUSES and r.get("run_id") is not None
     }
-
-
-def adds_seeds(have: Any, wanted: Any) -> bool:
-    """True when `wanted` is the stored sweep with more seeds: the same grid otherwise, so seeds
-    0..n-1 are the same runs (a run id hashes the resolved config, seed included) and the folder
-    can grow to the larger count instead of training them again elsewhere."""
-    if not (isinstance(have, dict) and isinstance(wanted, dict)):
-        return False
-    have_args, wanted_args = have.get("args"), wanted.get("args")
-    if not (isinstance(have_args, dict) and isinstance(wanted_args, dict)):
-        return False
-    seeds = have_args.get("seeds"), wanted_args.get("seeds")
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in seeds):
-        return False
-
-    def without_seeds(m: dict) -> dict:
-        return {**m, "args": {k: v for k, v in m["args"].items() if k != "seeds"}}
-
-    return seeds[1] > seeds[0] and without_seeds(have) == without_seeds(wanted)
-
-
-def _describe_difference(have: Any, wanted: Any) -> str:
-    if not isinstance(have, dict) or not isinstance(wanted, dict):
-        return f"stored manifest {have!r}, requested {wanted!r}"
-    parts = []
-    if have.get("sweep") != wanted.get("sweep"):
-        parts.append(f"stored sweep {have.get('sweep')!r}, requested {wanted.get('sweep')!r}")
-    for key in sorted(set(have) | set(wanted)):
-        h, w = have.get(key), wanted.get(key)
-        if key == "sweep" or h == w:
-            continue
-        if isinstance(h, dict) and isinstance(w, dict):  # name the grid argument, not the dict
-            for arg in sorted(set(h) | set(w)):
-                if h.get(arg) != w.get(arg):
-                    parts.append(f"{arg}: stored {h.get(arg)!r}, requested {w.get(arg)!r}")
-        else:
-            parts.append(f"{key}: stored {h!r}, requested {w!r}")
-    return "; ".join(parts) or "manifests differ"
