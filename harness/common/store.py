@@ -323,28 +323,27 @@ class ResultStore:
         return store
 
     def _create_manifest(self, manifest: Any) -> None:
-        # Write to a private temp file, then hard-link it into place: link() fails if another process
-        # created the manifest first, so two concurrent openers cannot overwrite each other.
+        # Hard-link a private temp file into place: link() fails if another process created the
+        # manifest first, so two concurrent openers cannot overwrite each other.
+        self._put_manifest(manifest, os.link, "create")
+
+    def _replace_manifest(self, manifest: Any) -> None:
+        # Rename over the old one, so a reader sees the old manifest or the new one, never half.
+        self._put_manifest(manifest, os.replace, "update")
+
+    def _put_manifest(self, manifest: Any, place, action: str) -> None:
+        """Write `manifest` to a private temp file, then `place(tmp, sweep.json)` it."""
         tmp = self.out_dir / f".{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         try:
             tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             try:
-                os.link(tmp, self.manifest_path)
+                place(tmp, self.manifest_path)
             except FileExistsError:
-                pass  # someone else won; the caller compares against theirs
+                pass  # link(): someone else won; the caller compares against theirs
             finally:
-                tmp.unlink()
+                tmp.unlink(missing_ok=True)  # replace() has moved it already
         except OSError as err:
-            raise fs_error(err, self.manifest_path, "create") from None
-
-    def _replace_manifest(self, manifest: Any) -> None:
-        # Temp file + rename, so a reader sees the old manifest or the new one, never half of one.
-        tmp = self.out_dir / f".{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp, self.manifest_path)
-        except OSError as err:
-            raise fs_error(err, self.manifest_path, "update") from None
+            raise fs_error(err, self.manifest_path, action) from None
 
     @property
     def manifest(self) -> dict | None:
