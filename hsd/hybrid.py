@@ -40,7 +40,7 @@ HYBRID_PRESETS = {
     # cosine, 300 epochs; fine-tuning Adam 1e-5, 100 epochs.
     "paper": {"pre_epochs": 300, "pre_lr": Per(vgg=0.1, snn5=1e-3), "epochs": 100, "lr": 1e-5},
     # Smoke: the same stages and optimisers; pre-training + fine-tuning epochs = the from-scratch
-    # methods' budget (hsd.presets.SMOKE_EPOCHS: 16 / 40), about two thirds of them pre-training.
+    # methods' budget (hsd.presets.SMOKE_EPOCHS: 16 / 80), about two thirds of them pre-training.
     # The rest from HSD's tuning study (results/tuning/hsd, 12 trials x 2 seeds at the studies' base
     # of 5+3 / 7+3 epochs, 3 significant
     # digits): VGG (n-digits) takes its best trial (4), whose validation accuracy beat the hand-set
@@ -49,8 +49,8 @@ HYBRID_PRESETS = {
     # cannot move in a few epochs), SNN-5 pre-training Adam 3e-3 (the width-1/8 QCFS ANN reached
     # 0.70-0.75 test acc in 12-20 epochs at 3e-3 / 1e-2, 0.54 in 10 at 1e-3), VGG SGD 0.05.
     "smoke": {
-        "pre_epochs": Per(vgg=10, snn5=28),
-        "epochs": Per(vgg=6, snn5=12),
+        "pre_epochs": Per(vgg=10, snn5=56),
+        "epochs": Per(vgg=6, snn5=24),
         "pre_lr": Per(vgg=0.191, snn5=3e-3),
         "lr": Per(vgg=5.50e-3, snn5=1e-3),
         "weight_decay": Per(vgg=2.94e-4, snn5=5e-4),
