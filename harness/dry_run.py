@@ -13,12 +13,12 @@ from pathlib import Path
 from harness.common import sweeps as S
 
 # Seconds per epoch-frame of one trial (sum of run wall times / sum of costs), measured with the
-# smoke profile: the 54 runs of the default latency sweep (3 seeds) summed 4168 s of run time for
-# 9984 epoch-frames on the 2-core CPU VM, two trials at a time (results/latency-smoke, 2026-12-06;
-# the previous default, a quarter of the SNN-5 epochs, gave 0.41; validation passes are not in the
-# cost, so larger validation splits raise the rate). --dry-run uses it until finished runs in the
-# output folder give a better rate. None for paper (GPU-dependent).
-SECONDS_PER_UNIT = {"smoke": 0.42, "paper": None}
+# smoke profile: the 54 runs of the default latency sweep (3 seeds) summed 10491 s of run time for
+# 17784 epoch-frames on a 2-core AMD EPYC VM, two trials at a time (results/latency-smoke; the
+# previous default gave 0.42 on an Intel Xeon VM and 0.56 on the EPYC one; validation passes are
+# not in the cost, so larger validation splits raise the rate). --dry-run uses it until finished
+# runs in the output folder give a better rate. None for paper (GPU-dependent).
+SECONDS_PER_UNIT = {"smoke": 0.59, "paper": None}
 
 
 def print_dry_run(

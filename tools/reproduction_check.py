@@ -1,7 +1,7 @@
 """Does a rerun of a sweep reproduce a committed store? Per cell, Welch's 95 % interval of the
 difference of means (rerun − committed), and whether it covers zero.
 
-    python tools/reproduction_check.py results/latency-smoke-epyc results/latency-smoke
+    python tools/reproduction_check.py results/latency-smoke-epyc results/latency-smoke-40epochs
 
 A rerun on another machine gives the same run ids, so `python -m harness.report A --compare B`
 pairs the runs by seed; this check treats the two stores as independent samples instead, the
