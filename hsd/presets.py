@@ -60,8 +60,8 @@ SMOKE_SIZE = Per(vgg=16, snn5=32)
 # VGG 16: doubling to 32 moves HSD, TET, DTS and TCJA on n-digits by -1.0 to +1.4, SLTT by +2.3
 # [-2.3, +6.9]. SNN-5 80: from 40, doubling still lifted every method on sim-gestures by 2.9 to 19.3
 # points; from 80 it moves TET +0.9, TCJA +0.5, SLTT +1.9, HSD +1.0, and DTS +3.8 (its model is
-# selected on all 16 frames). The price is time: about 65 minutes on 2 cores for the default sweep,
-# where 40 epochs took 35 (README, Results: the trade-off).
+# selected on all 16 frames). The price is time: the default sweep took 88 minutes on a 2-core AMD
+# EPYC VM, where 40 epochs took 47 there (README, Results: the trade-off).
 SMOKE_EPOCHS = Per(vgg=16, snn5=80)
 # The small smoke sets need optimizer steps more than large batches (sim-gestures at batch 16 stayed
 # at chance, 0.20, where 8 reached 0.53 in the same 8 epochs).
