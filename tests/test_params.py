@@ -174,20 +174,22 @@ def test_train_cli_refuses_a_bad_option_value_with_exit_2(data_env, tmp_path):
 
 def test_run_ids_of_the_committed_stores_do_not_move():
     """Every training run of a committed store is planned, with the same run id, by the sweep that
-    made it (`results/latency-smoke`: the latency sweep; `results/all-smoke`, when committed: all
-    of them): stored rows stay keyed on their configs."""
+    made it (`results/latency-smoke`: the latency sweep; `results/latency-smoke-5seeds`: the same
+    with `--seeds 5`; `results/all-smoke`, when committed: all of them): stored rows stay keyed on
+    their configs."""
     stores = {
-        "latency-smoke": ["latency"],
-        "all-smoke": [n for n in S.SWEEPS if S.SWEEPS[n].trains],
+        "latency-smoke": (["latency"], 3),
+        "latency-smoke-5seeds": (["latency"], 5),
+        "all-smoke": ([n for n in S.SWEEPS if S.SWEEPS[n].trains], 3),
     }
     checked = 0
-    for folder, sweeps in stores.items():
+    for folder, (sweeps, seeds) in stores.items():
         path = REPO / "results" / folder / "results.jsonl"
         if not path.exists():
             continue
         rows = [json.loads(x) for x in path.read_text().split("\n") if x]
         stored = {r["run_id"] for r in rows if r.get("sweep") != "params"}
-        planned = {t.run_id for t in S.resolve_all(S.expand(sweeps))}
+        planned = {t.run_id for t in S.resolve_all(S.expand(sweeps, seeds=seeds))}
         assert stored and stored == planned, folder
         checked += 1
     assert checked, "no committed store under results/"
