@@ -92,3 +92,12 @@ def test_plots_skip_missing_data_and_write_files(tmp_path):
     assert plots.write_plots(empty, tmp_path / "q") == []
     assert plots.panel_title("sim-gestures").startswith("sim-gestures (SIMULATED data)")
     assert plots.panel_title("cifar10-dvs") == "CIFAR10-DVS"
+
+
+def test_a_plot_drawn_twice_is_the_same_bytes(tmp_path):
+    """No creation date, fixed SVG ids: rebuilding a report leaves its plots' files unchanged."""
+    rows = ResultStore.existing(write_fixed_store(tmp_path / "s")).rows()
+    data = build_tables(rows)["figure2_data"]
+    first = {p.name: p.read_bytes() for p in plots.plot_figure2(data, tmp_path / "a")}
+    second = {p.name: p.read_bytes() for p in plots.plot_figure2(data, tmp_path / "b")}
+    assert first == second and set(first) == {"figure2.png", "figure2.svg", "figure2.pdf"}

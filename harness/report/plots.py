@@ -40,6 +40,10 @@ from harness.report import paper  # noqa: E402
 from harness.report.aggregate import DATASET_ORDER, LATENCY_ORDER  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
+# No creation date in the vector files and fixed SVG element ids: a report rebuilt from the same
+# store writes the same bytes, so a diff of a committed store shows only what changed.
+NO_DATE = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+matplotlib.rcParams["svg.hashsalt"] = "hsd-harness"
 
 
 def panel_title(dataset: str) -> str:
@@ -79,7 +83,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     fig.tight_layout()
     for ext in FORMATS:
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, metadata=NO_DATE[ext])
         paths.append(path)
     plt.close(fig)
     return paths
