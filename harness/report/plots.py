@@ -42,8 +42,9 @@ from harness.report.aggregate import DATASET_ORDER, LATENCY_ORDER  # noqa: E402
 FORMATS = ("png", "svg", "pdf")
 # No creation date in the vector files and fixed SVG element ids: a report rebuilt from the same
 # store writes the same bytes, so a diff of a committed store shows only what changed.
+# (Set per save, not at import: importing this module leaves a caller's matplotlib settings alone.)
 NO_DATE = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
-matplotlib.rcParams["svg.hashsalt"] = "hsd-harness"
+FIXED_SVG_IDS = {"svg.hashsalt": "hsd-harness"}
 
 
 def panel_title(dataset: str) -> str:
@@ -81,10 +82,11 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     fig.tight_layout()
-    for ext in FORMATS:
-        path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=120, metadata=NO_DATE[ext])
-        paths.append(path)
+    with matplotlib.rc_context(FIXED_SVG_IDS):
+        for ext in FORMATS:
+            path = out_dir / f"{stem}.{ext}"
+            fig.savefig(path, dpi=120, metadata=NO_DATE[ext])
+            paths.append(path)
     plt.close(fig)
     return paths
 
