@@ -1,5 +1,8 @@
 """A run is a function of its run id: one tiny real training gives bit-identical rows through the
-single-run CLI, the local executor and the Ray executor (same machine, same thread count)."""
+single-run CLI, the local executor and the Ray executor (same machine, same thread count).
+
+The training is `tet-short` (tests/plugins): TET's real model, loss and recipe on n-digits, cut to
+2 epochs, so the three trainings take seconds rather than the smoke preset's minutes."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def _measured(rows):
 def test_one_config_gives_identical_rows_through_every_entry_point(data_env, tmp_path):
     single = tmp_path / "single.json"
     cp = subprocess.run(
-        [sys.executable, "-m", "hsd.train", "--method", "sts", "--dataset", "n-digits",
+        [sys.executable, "-m", "hsd.train", "--method", "tet-short", "--dataset", "n-digits",
          "--T", "2", "--seed", "0", "--out", str(single)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -36,10 +39,10 @@ def test_one_config_gives_identical_rows_through_every_entry_point(data_env, tmp
         out = tmp_path / executor
         cp = run_cli(
             ["--sweep", "latency", "--executor", executor, "--datasets", "n-digits",
-             "--methods", "sts", "--T", "2", "--seeds", "1", "--out", out, "--no-report",
+             "--methods", "tet-short", "--T", "2", "--seeds", "1", "--out", out, "--no-report",
              "--no-progress"],
             env_extra={"RAY_AUTH_MODE": "disabled"},
-            timeout=600,  # the smoke preset's 16 epochs, like the single run above
+            timeout=600,
         )  # fmt: skip
         assert cp.returncode == 0, cp.stderr[-2000:]
         rows[executor] = [r for r in read_rows(out) if r["run_id"] == run_id]

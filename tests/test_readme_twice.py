@@ -170,9 +170,21 @@ def test_every_readme_command_is_run_twice_or_exempt():
     assert not set(TWICE) & set(EXEMPT)
 
 
+# Commands that start no Ray (a dry run or the local executor for harness.run) run in this process through the module's own `main` (what
+# `python -m` calls), sparing a fresh interpreter's imports (torch, pandas, ...) on every run.
+IN_PROCESS = {
+    "hsd.train": "hsd.train",
+    "harness.data": "harness.data",
+    "harness.bench": "harness.bench.cli",
+    "harness.report": "harness.report.build",
+}
+
+
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    if argv[:3] == ["python", "-m", "harness.run"] and "--dry-run" in argv:
-        return _run_in_process(argv[3:], cwd)  # a plan only: no process start (torch, ...)
+    if argv[:3] == ["python", "-m", "harness.run"] and ({"--dry-run", "local"} & set(argv)):
+        return _run_in_process("harness.run", argv[3:], cwd)  # a plan, or a sweep without Ray
+    if argv[:2] == ["python", "-m"] and argv[2] in IN_PROCESS:
+        return _run_in_process(IN_PROCESS[argv[2]], argv[3:], cwd)
     if argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a Ray started here serves this test only
@@ -180,16 +192,23 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=420)
 
 
-def _run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    from harness.run import main
+def _run_in_process(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    import importlib
 
-    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    import torch
+
+    main = importlib.import_module(module).main
+    out, err, here, threads = io.StringIO(), io.StringIO(), os.getcwd(), torch.get_num_threads()
     os.chdir(cwd)  # default --out folders are relative to the working folder
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(args)
+            try:
+                code = main(args)
+            except SystemExit as exit_:  # argparse, or a command that exits itself
+                code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
         os.chdir(here)
+        torch.set_num_threads(threads)  # a command's --threads stays with that command
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 

@@ -9,6 +9,9 @@ into the run's checkpoint folder (resumed on rerun, like the engine's) and appen
 ``$HSD_FAKE_COUNTER`` so tests can count how often each run started and which epochs ran.
 
 Option ``mode``: "ok" | "fail" (RuntimeError every time) | "diverge" | "oom".
+
+``tet-short`` is the opposite: a real training (TET's loss, model and recipe) cut to 2 epochs, for
+tests that need real numbers through every entry point without the smoke preset's length.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import time
 from typing import Any
 
+from baselines.tet import TET
 from hsd.hsd_method import HSD_SPACE
 from hsd.method import Method, RunContext
 
@@ -90,3 +94,9 @@ class FakeFail(Fake):
     name = "fake-fail"
     summary = "test double that raises on every attempt"
     options = {"mode": "fail"}
+
+
+class TETShort(TET):
+    name = "tet-short"
+    summary = "TET trained for 2 epochs: a real training, short enough for the tests"
+    presets = {**TET.presets, "any": {**TET.presets["any"], "epochs": 2}}
