@@ -51,9 +51,8 @@ def probe_input(frames: np.ndarray, which: str):
     """[N, F, 2, S, S] frames -> [N, C, S, S] float32 channels of the probe (log-scaled counts)."""
     import torch
 
-    x = torch.from_numpy(
-        np.array(frames, dtype=np.float32)
-    )  # a writable copy of the cache's memmap
+    # a writable float32 copy: the frame cache is a read-only memmap
+    x = torch.from_numpy(np.array(frames, dtype=np.float32))
     x = x[:, :1] if which == "first tenth" else x
     return torch.log1p(x.flatten(1, 2))
 
