@@ -9,6 +9,8 @@ HSD_DATA_DIR / HSD_CACHE_DIR).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -60,6 +62,29 @@ def run_cli(args, env_extra=None, timeout=240, **kw) -> subprocess.CompletedProc
         timeout=timeout,
         **kw,
     )
+
+
+def call_main(main, argv, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A CLI's ``main(argv)`` (what ``python -m`` calls) in this process: its exit code (argparse's
+    SystemExit included), stdout and stderr, as `subprocess.run` would give them, without a fresh
+    interpreter's imports. `cwd`: the working folder for the call. Torch's thread count is restored
+    after it (a command's --threads stays with that command)."""
+    import torch
+
+    out, err, here, threads = io.StringIO(), io.StringIO(), os.getcwd(), torch.get_num_threads()
+    args = [str(a) for a in argv]
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exit_:  # as the interpreter maps it to an exit status
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        os.chdir(here)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def read_rows(out: Path) -> list[dict]:

@@ -6,27 +6,20 @@ declared types (each option a normalised value of its method's declaration, each
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import random
 from pathlib import Path
 
 import pytest
-from harness_helpers import run_cli
+from harness_helpers import call_main, run_cli
 
 CASES_PER_CLI = 40
 
 
 def _call(main, argv) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main(argv)
-        except SystemExit as exit_:  # argparse's own exits (--help, usage errors)
-            code = exit_.code if isinstance(exit_.code, int) else 2
-    return code, err.getvalue()
+    cp = call_main(main, argv)
+    return cp.returncode, cp.stderr
 
 
 METHOD_NAMES = ("hsd", "tet", "sts", "dts", "ce", "sltt", "sltt-k", "tcja", "kd-response",

@@ -3,12 +3,11 @@ and never become results: the cases a careless user or script produces."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
+from harness_helpers import call_main
 
 from harness.run import main
 
@@ -17,10 +16,8 @@ FAKE = ["--sweep", "latency", "--executor", "local", "--datasets", "n-digits", "
 
 
 def _run(argv) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main([str(a) for a in argv])
-    return code, err.getvalue()
+    cp = call_main(main, argv)
+    return cp.returncode, cp.stderr
 
 
 def _rows(out: Path) -> list[dict]:

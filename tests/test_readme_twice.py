@@ -10,8 +10,6 @@ fails `test_every_readme_command_is_run_twice_or_exempt`, so a new one gets a de
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from harness_helpers import call_main
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_SWEEP = ["--datasets", "n-digits", "--methods", "fake", "--T", "1", "--seeds", "1"]
@@ -195,21 +194,7 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _run_in_process(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     import importlib
 
-    import torch
-
-    main = importlib.import_module(module).main
-    out, err, here, threads = io.StringIO(), io.StringIO(), os.getcwd(), torch.get_num_threads()
-    os.chdir(cwd)  # default --out folders are relative to the working folder
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(args)
-            except SystemExit as exit_:  # argparse, or a command that exits itself
-                code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        os.chdir(here)
-        torch.set_num_threads(threads)  # a command's --threads stays with that command
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    return call_main(importlib.import_module(module).main, args, cwd)
 
 
 def _files(folder: Path, pattern: str) -> dict[str, bytes]:
