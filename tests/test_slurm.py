@@ -186,21 +186,24 @@ def test_time_limit_leaves_no_ray_and_resubmitting_finishes_without_repeats(
     slurm, data_env, tmp_path
 ):
     out, counter = tmp_path / "out", tmp_path / "counter"
-    grid = [*FAKE, "--T", "1,2,3,4,5,6,7,8,9", "--seeds", "3"]  # 27 runs: more than a minute
-    env = {"HSD_FAKE_EPOCH_S": "2", "HSD_FAKE_COUNTER": str(counter)}
-    job = _submit(slurm, data_env, out, grid, "--time", "00:01:00", "--stop-before", "1", env=env)
-    slurm.wait(job, timeout=150)
+    # 36 runs of 3 epochs x 3 s on two 1-CPU slots: 162 s of work, more than the 2-minute limit.
+    # Two minutes, not one: SLURM may signal up to a minute before the limit, and on a busy
+    # machine a one-minute job can be told to stop before its Ray has started any run.
+    grid = [*FAKE, "--T", "1,2,3,4,5,6,7,8,9", "--seeds", "4"]
+    env = {"HSD_FAKE_EPOCH_S": "3", "HSD_FAKE_COUNTER": str(counter)}
+    job = _submit(slurm, data_env, out, grid, "--time", "00:02:00", "--stop-before", "1", env=env)
+    slurm.wait(job, timeout=240)
     _assert_no_ray_left(job)
     assert "stopping" in _log(out, job)
     first = _runs(read_rows(out))
-    assert 0 < len(first) < 27, "the time limit should stop the sweep part-way"
+    assert 0 < len(first) < 36, "the time limit should stop the sweep part-way"
     # Resubmit the script beside the results, with more time and fast epochs.
     again = slurm.sbatch(out / "slurm" / "job.sbatch", env={**data_env, **env,
                          "HSD_FAKE_EPOCH_S": "0.02", "SBATCH_TIMELIMIT": "00:05:00"})  # fmt: skip
     slurm.wait(again, timeout=240)
     assert "sweep exited with 0" in _log(out, again)
     runs = _runs(read_rows(out))
-    assert len(runs) == 27 and all(sorted(t) == list(range(1, len(t) + 1)) for t in runs.values())
+    assert len(runs) == 36 and all(sorted(t) == list(range(1, len(t) + 1)) for t in runs.values())
     assert all(r["status"] == "ok" for r in read_rows(out))
     lines = counter_lines(counter)
     for run_id in first:  # a finished run never started again
