@@ -3,13 +3,16 @@ time: the single-run CLI overwrites its result file, a sweep finishes at once (f
 skipped), a report rebuilds the same tables, a dry run prints the same plan.
 
 Each command runs on simulated data at a reduced budget (extra arguments: one epoch, the fake
-method, one T and one seed), or with --dry-run where it trains at length. Commands that need a
-GPU, a cluster or real data are exempt, each with its reason; a README command in neither list
-fails `test_every_readme_command_is_run_twice_or_exempt`, so a new one gets a decision.
+method, one T and one seed), or with --dry-run where it trains at length; a command that starts
+no Ray runs in the test process through the module's `main`, the others in a fresh interpreter.
+Commands that need a GPU, a cluster or real data are exempt, each with its reason; a README
+command in neither list fails `test_every_readme_command_is_run_twice_or_exempt`, so a new one
+gets a decision.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -169,32 +172,34 @@ def test_every_readme_command_is_run_twice_or_exempt():
     assert not set(TWICE) & set(EXEMPT)
 
 
-# Commands that start no Ray (a dry run or the local executor for harness.run) run in this process through the module's own `main` (what
-# `python -m` calls), sparing a fresh interpreter's imports (torch, pandas, ...) on every run.
-IN_PROCESS = {
+# The module whose `main` a `python -m` command calls, for the commands that start no Ray: they run
+# in this process, sparing a fresh interpreter's imports (torch, pandas, ...) on every run.
+MAINS = {
     "hsd.train": "hsd.train",
     "harness.data": "harness.data",
     "harness.bench": "harness.bench.cli",
     "harness.report": "harness.report.build",
+    "harness.run": "harness.run",  # only a dry run or the local executor (`_without_ray`)
 }
 
 
+def _without_ray(argv: list[str]) -> bool:
+    if argv[:2] != ["python", "-m"] or argv[2] not in MAINS:
+        return False
+    if argv[2] != "harness.run":
+        return True
+    local = any(a == "--executor" and b == "local" for a, b in zip(argv, argv[1:], strict=False))
+    return "--dry-run" in argv or local
+
+
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    if argv[:3] == ["python", "-m", "harness.run"] and ({"--dry-run", "local"} & set(argv)):
-        return _run_in_process("harness.run", argv[3:], cwd)  # a plan, or a sweep without Ray
-    if argv[:2] == ["python", "-m"] and argv[2] in IN_PROCESS:
-        return _run_in_process(IN_PROCESS[argv[2]], argv[3:], cwd)
+    if _without_ray(argv):
+        return call_main(importlib.import_module(MAINS[argv[2]]).main, argv[3:], cwd)
     if argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a Ray started here serves this test only
     env.pop("RAY_ADDRESS", None)
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=420)
-
-
-def _run_in_process(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    import importlib
-
-    return call_main(importlib.import_module(module).main, args, cwd)
 
 
 def _files(folder: Path, pattern: str) -> dict[str, bytes]:
