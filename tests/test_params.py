@@ -4,12 +4,11 @@ of the configs already in the committed stores do not move."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
+from harness_helpers import call_main
 
 from harness.common import sweeps as S
 from hsd import params
@@ -164,11 +163,9 @@ def test_train_cli_refuses_a_bad_option_value_with_exit_2(data_env, tmp_path):
         ("ht=2", "'2' is not true or false"),
         ("distill=banana", "'banana' is not one of skd, kd, none"),
     ):
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            code = main(["--method", "hsd", "--dataset", "n-digits", "--T", "2", "--option", opt,
-                         "--out", str(tmp_path / "r.json")])  # fmt: skip
-        assert code == 2 and message in err.getvalue(), err.getvalue()
+        cp = call_main(main, ["--method", "hsd", "--dataset", "n-digits", "--T", "2",
+                              "--option", opt, "--out", tmp_path / "r.json"])  # fmt: skip
+        assert cp.returncode == 2 and message in cp.stderr, cp.stderr
         assert not (tmp_path / "r.json").exists()
 
 

@@ -3,11 +3,10 @@ result file is replaced whole."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 
 import pytest
+from harness_helpers import call_main
 
 from hsd.paths import unwritable_reason, write_atomic
 
@@ -58,15 +57,11 @@ def test_write_atomic_replaces_whole_and_leaves_no_temporary_file(tmp_path):
 def test_train_cli_names_a_folder_out_as_a_folder(data_env, tmp_path):
     from hsd.train import main
 
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(
-            ["--method", "hsd", "--dataset", "n-digits", "--T", "2", "--out", str(tmp_path)]
-        )
-    assert code == 2
-    assert (
-        f"--out {tmp_path}: {tmp_path} is a folder, not a file; name a .json file" in err.getvalue()
+    cp = call_main(
+        main, ["--method", "hsd", "--dataset", "n-digits", "--T", "2", "--out", tmp_path]
     )
+    assert cp.returncode == 2
+    assert f"--out {tmp_path}: {tmp_path} is a folder, not a file; name a .json file" in cp.stderr
 
 
 def test_train_cli_help_says_the_result_is_overwritten(capsys):
