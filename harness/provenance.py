@@ -86,3 +86,14 @@ def write_provenance(
     except OSError as err:
         raise fs_error(err, path, "write the provenance file") from None
     return path
+
+
+def stop_reason(err: BaseException) -> str:
+    """How a command that was writing to a folder ended early, for its provenance block."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl+C)"
+    if isinstance(err, SystemExit):
+        if err.code == 128 + 15:  # the sweep lock turns SIGTERM into this exit
+            return "stopped by SIGTERM (scancel, a time limit or kill)"
+        return f"stopped (exit {err.code})"
+    return f"stopped by {type(err).__name__}: {err}"

@@ -407,7 +407,7 @@ def _main(argv: list[str]) -> int:
 
 def _run_locked(args, argv, start, trials, store, executor) -> int:
     """The part of a sweep that writes: under the folder's lock, every run not yet finished."""
-    from harness.provenance import typed_command, write_provenance
+    from harness.provenance import stop_reason, typed_command, write_provenance
 
     out = store.out_dir
     finished = store.finished_run_ids()  # re-read under the lock
@@ -429,42 +429,48 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
     )
     command = typed_command("harness.run", argv)
     opts = exec_options(args, out, command)
-    if todo and executor == "ray":
-        from harness.executors import ray_exec
+    try:
+        if todo and executor == "ray":
+            from harness.executors import ray_exec
 
-        try:
-            summary["runs"] = ray_exec.run(
-                todo,
-                store,
-                opts,
-                address=args.address,
-                cpus_per_trial=args.cpus_per_trial,
-                gpus_per_trial=args.gpus_per_trial,
-            )
-        finally:
-            ray_exec.shutdown()
-    elif todo:
-        from harness.executors import local
+            try:
+                summary["runs"] = ray_exec.run(
+                    todo,
+                    store,
+                    opts,
+                    address=args.address,
+                    cpus_per_trial=args.cpus_per_trial,
+                    gpus_per_trial=args.gpus_per_trial,
+                )
+            finally:
+                ray_exec.shutdown()
+        elif todo:
+            from harness.executors import local
 
-        summary["runs"] = local.run(todo, store, opts)
-    end = time.time()
-    from hsd.execute import git_commit
+            summary["runs"] = local.run(todo, store, opts)
+    except BaseException as err:  # Ctrl+C, SIGTERM, a failure: the block still records this part
+        new = len(store.finished_run_ids() - finished)
+        summary["runs"] = f"{stop_reason(err)} after {new} of the {len(todo)} runs to do finished"
+        raise
+    finally:
+        end = time.time()
+        from hsd.execute import git_commit
 
-    write_provenance(
-        out,
-        opts.command,
-        {
-            "sweep": args.sweep,
-            "executor": executor,
-            "address": ray_address_text(args.address) if executor == "ray" else "-",
-            "git_commit": git_commit(),
-            "runs": len(trials),
-            "result": {k: dict(v) if hasattr(v, "items") else v for k, v in summary.items()}
-            or "nothing to run",
-        },
-        start=start,
-        end=end,
-    )
+        write_provenance(
+            out,
+            opts.command,
+            {
+                "sweep": args.sweep,
+                "executor": executor,
+                "address": ray_address_text(args.address) if executor == "ray" else "-",
+                "git_commit": git_commit(),
+                "runs": len(trials),
+                "result": {k: dict(v) if hasattr(v, "items") else v for k, v in summary.items()}
+                or "nothing to run",
+            },
+            start=start,
+            end=end,
+        )
     if not args.no_report:
         run_report(out)
     print(f"results: {out} ({end - start:.0f} s)")

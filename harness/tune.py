@@ -269,7 +269,7 @@ def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T
     import time
 
     from harness.cli import exec_options
-    from harness.provenance import typed_command, write_provenance
+    from harness.provenance import stop_reason, typed_command, write_provenance
     from hsd.method import target
 
     out = store.out_dir
@@ -288,6 +288,7 @@ def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T
         old = json.loads(path.read_text())
         result["best"].update(old.get("best", {}))
         result["pareto"].update(old.get("pareto", {}))
+    stopped = None
     try:
         for ds in datasets:
             kw = dict(
@@ -318,16 +319,20 @@ def _tune_locked(args, argv, store, probes, executor, method, seeds, datasets, T
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
             os.replace(tmp, path)
+    except BaseException as err:  # Ctrl+C, SIGTERM, a failure: the block still records this part
+        stopped = stop_reason(err)
+        raise
     finally:
         if executor == "ray":
             from harness.executors import ray_exec
 
             ray_exec.shutdown()
-    write_provenance(
-        out,
-        opts.command,
-        {"mode": "tune", "executor": executor, "best": json.dumps(result["best"])},
-        start=start,
-        end=time.time(),
-    )
+        extra = {"mode": "tune", "executor": executor, "best": json.dumps(result["best"])}
+        write_provenance(
+            out,
+            opts.command,
+            {**extra, "result": stopped or "finished"},
+            start=start,
+            end=time.time(),
+        )
     return result

@@ -118,6 +118,43 @@ def test_kill_9_then_rerun_resumes_without_repeating_finished_runs(data_env, tmp
         assert redo and min(redo) == max(done_epochs) + 1
 
 
+@pytest.mark.slow
+def test_a_stopped_sweep_still_records_its_block_in_command_txt(data_env, tmp_path):
+    """SIGTERM (scancel, a time limit) mid-sweep: COMMAND.txt gains a block saying how it ended
+    and how many runs this part finished; the resumed command appends its own."""
+    import os
+    import re
+
+    out = tmp_path / "out"
+    args = [*BASE, "--methods", "fake", "--T", "1,2,3,4", "--out", out, "--no-report"]
+    env = {**data_env, "HSD_FAKE_EPOCH_S": "0.4"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.run", *map(str, args)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len({r["run_id"] for r in read_rows(out)}) < 2:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = len({r["run_id"] for r in read_rows(out)})
+    blocks = (out / "COMMAND.txt").read_text().split("\n\n")
+    assert len(blocks) == 1 and "wall_s: " in blocks[0]
+    stopped = re.search(r"after (\d) of the 4 runs to do finished", blocks[0])
+    assert "stopped by SIGTERM" in blocks[0] and stopped and int(stopped[1]) == done < 4
+    cp = run_cli(args, env_extra=env)
+    assert cp.returncode == 0, cp.stderr
+    blocks = (out / "COMMAND.txt").read_text().split("\n\n")
+    assert len(blocks) == 2 and f"'ok': {4 - done}" in blocks[1]
+
+
 def test_dry_run_lists_the_grid_with_cost(data_env, tmp_path):
     cp = run_cli([*BASE, "--methods", "fake", "--T", "1,2", "--dry-run", "--out", tmp_path / "o"])
     assert cp.returncode == 0, cp.stderr

@@ -22,7 +22,7 @@ from harness.common.store import (
     TornTailWarning,
     _encode_chunk,
 )
-from harness.provenance import typed_command, write_provenance
+from harness.provenance import stop_reason, typed_command, write_provenance
 
 MANIFEST = {"sweep": "latency", "args": {"datasets": ["n-digits"], "T": [1, 2], "seeds": [0, 1]}}
 
@@ -325,6 +325,15 @@ def test_write_provenance_appends_blocks(tmp_path):
         assert f"{lib} " in text.split("versions: ")[1].splitlines()[0], lib
     # ... and no folder of the machine that wrote it
     assert sys.executable not in text and os.getcwd() not in text and "cwd:" not in text
+
+
+def test_stop_reason_names_how_a_command_ended():
+    assert stop_reason(KeyboardInterrupt()) == "interrupted (Ctrl+C)"
+    assert stop_reason(SystemExit(143)) == "stopped by SIGTERM (scancel, a time limit or kill)"
+    assert stop_reason(SystemExit(2)) == "stopped (exit 2)"
+    assert stop_reason(OSError(28, "No space left on device")) == (
+        "stopped by OSError: [Errno 28] No space left on device"
+    )
 
 
 def test_kill_9_mid_append_leaves_a_readable_store(tmp_path):
