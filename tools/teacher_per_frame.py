@@ -3,8 +3,9 @@ that hybrid training pre-trains on frames [0, T_p) and converts, for every frame
 so the frames the SNN later infers on, [T_p, T_p + T), can be compared with the ones it learnt.
 
     python tools/teacher_per_frame.py --dataset n-digits --T 1,3,5 --seeds 0,1,2
+    python tools/teacher_per_frame.py --dataset n-caltech101 --profile paper --root /data --T 1,3,5
 
-Each (T, seed) trains the ANN exactly as an HSD run of that config does (its resolved smoke preset,
+Each (T, seed) trains the ANN exactly as an HSD run of that config does (its resolved preset,
 the same seed and pre-training stage, so the same weights as the run's teacher), then classifies
 every validation recording from one frame at a time. Prints a Markdown table: mean [95 % CI] over
 the seeds per frame, the pre-training frames marked `pre`, the inference window marked `infer`.
@@ -20,6 +21,7 @@ from harness.report.stats import mean_ci
 from hsd.config import RunConfig
 from hsd.data import iterate_batches, load_frames
 from hsd.data.partition import ht_partition
+from hsd.device import pick_device
 from hsd.engine import forward_frames
 from hsd.execute import seed_everything
 from hsd.hybrid import train_ann
@@ -45,14 +47,16 @@ def per_frame_accuracy(ann: torch.nn.Module, split, frames: int, device) -> list
     return out
 
 
-def teacher_accuracy(dataset: str, T: int, seed: int) -> tuple[RunConfig, float, list[float]]:
+def teacher_accuracy(
+    dataset: str, T: int, seed: int, profile: str = "smoke", root: str | None = None
+) -> tuple[RunConfig, float, list[float]]:
     """Train the HSD run's pre-training ANN for (dataset, T, seed). Returns the resolved config,
     the stage's best validation accuracy (%; the run's row holds it as `pretrain_val_acc`, which
     checks that these are the run's weights) and the per-frame validation accuracy."""
-    cfg = resolve(RunConfig("hsd", dataset, T, seed=seed))
+    cfg = resolve(RunConfig("hsd", dataset, T, seed=seed, profile=profile))
     seed_everything(cfg.seed)
-    data = load_frames(cfg.dataset, frames=cfg.frames, size=cfg.size)
-    ctx = RunContext(data=data, device=torch.device("cpu"))
+    data = load_frames(cfg.dataset, frames=cfg.frames, size=cfg.size, root=root)
+    ctx = RunContext(data=data, device=pick_device("auto"))  # a GPU when there is one
     pre, _ = ht_partition(cfg.frames, cfg.pre_frames, cfg.T)
     ann = train_ann(cfg, ctx, pre, "pretrain")
     pre_val = 100.0 * ctx.info["pretrain_val_acc"]
@@ -91,11 +95,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", default="n-digits")
     ap.add_argument("--T", default="1,3,5", help="comma-separated inference time steps")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    ap.add_argument("--profile", default="smoke", choices=("smoke", "paper"))
+    ap.add_argument("--root", help="real dataset root (simulated sets are generated when absent)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # as every run of a sweep trains
     results = {}
     for T in (int(t) for t in args.T.split(",")):
-        results[T] = [teacher_accuracy(args.dataset, T, int(s)) for s in args.seeds.split(",")]
+        results[T] = [
+            teacher_accuracy(args.dataset, T, int(s), args.profile, args.root)
+            for s in args.seeds.split(",")
+        ]
     print(table(results))
 
 
