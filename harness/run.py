@@ -407,6 +407,7 @@ def _main(argv: list[str]) -> int:
 
 def _run_locked(args, argv, start, trials, store, executor) -> int:
     """The part of a sweep that writes: under the folder's lock, every run not yet finished."""
+    from harness.common.store import ResultStore
     from harness.provenance import stop_reason, typed_command, write_provenance
 
     out = store.out_dir
@@ -449,7 +450,9 @@ def _run_locked(args, argv, start, trials, store, executor) -> int:
 
             summary["runs"] = local.run(todo, store, opts)
     except BaseException as err:  # Ctrl+C, SIGTERM, a failure: the block still records this part
-        new = len(store.finished_run_ids() - finished)
+        # read back from the file: a stop between a run's write and the store's bookkeeping
+        # leaves that run on disk, finished, and it counts
+        new = len(ResultStore(out).finished_run_ids() - finished)
         summary["runs"] = f"{stop_reason(err)} after {new} of the {len(todo)} runs to do finished"
         raise
     finally:

@@ -3,6 +3,9 @@ rows, resume after kill -9, retries, dry-run, bad-input exit codes."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +17,24 @@ from harness_helpers import REPO, call_main, counter_lines, read_rows, run_cli
 from harness.run import main
 
 BASE = ["--sweep", "latency", "--executor", "local", "--datasets", "n-digits", "--seeds", "1"]
+
+
+@contextlib.contextmanager
+def background_sweep(args, env):
+    """`python -m harness.run ARGS` as a child process (output discarded), killed on leaving."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.run", *map(str, args)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 @pytest.mark.slow
@@ -75,16 +96,7 @@ def test_kill_9_then_rerun_resumes_without_repeating_finished_runs(data_env, tmp
         "--no-report",
     ]
     env = {**data_env, "HSD_FAKE_COUNTER": str(counter), "HSD_FAKE_EPOCH_S": "0.4"}
-    import os
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.run", *map(str, args)],
-        cwd=REPO,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with background_sweep(args, env) as proc:
         deadline = time.time() + 120
         # Kill once two runs are stored and the third has checkpointed an epoch.
         while time.time() < deadline:
@@ -96,9 +108,6 @@ def test_kill_9_then_rerun_resumes_without_repeating_finished_runs(data_env, tmp
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     done_before = {r["run_id"] for r in read_rows(out)}
     assert 2 <= len(done_before) < 4
     before = counter_lines(counter)
@@ -122,28 +131,15 @@ def test_kill_9_then_rerun_resumes_without_repeating_finished_runs(data_env, tmp
 def test_a_stopped_sweep_still_records_its_block_in_command_txt(data_env, tmp_path):
     """SIGTERM (scancel, a time limit) mid-sweep: COMMAND.txt gains a block saying how it ended
     and how many runs this part finished; the resumed command appends its own."""
-    import os
-    import re
-
     out = tmp_path / "out"
     args = [*BASE, "--methods", "fake", "--T", "1,2,3,4", "--out", out, "--no-report"]
     env = {**data_env, "HSD_FAKE_EPOCH_S": "0.4"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.run", *map(str, args)],
-        cwd=REPO,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with background_sweep(args, env) as proc:
         deadline = time.time() + 120
         while time.time() < deadline and len({r["run_id"] for r in read_rows(out)}) < 2:
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 143
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     done = len({r["run_id"] for r in read_rows(out)})
     blocks = (out / "COMMAND.txt").read_text().split("\n\n")
     assert len(blocks) == 1 and "wall_s: " in blocks[0]
