@@ -197,6 +197,9 @@ def test_time_limit_leaves_no_ray_and_resubmitting_finishes_without_repeats(
     assert "stopping" in _log(out, job)
     first = _runs(read_rows(out))
     assert 0 < len(first) < 36, "the time limit should stop the sweep part-way"
+    # the stopped sweep's provenance block says how far it got
+    block = f"result: {{'runs': {{'ok': {len(first)}, 'unfinished': {36 - len(first)}}}}}"
+    assert block in (out / "COMMAND.txt").read_text()
     # Resubmit the script beside the results, with more time and fast epochs.
     again = slurm.sbatch(out / "slurm" / "job.sbatch", env={**data_env, **env,
                          "HSD_FAKE_EPOCH_S": "0.02", "SBATCH_TIMELIMIT": "00:05:00"})  # fmt: skip

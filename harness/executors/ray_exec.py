@@ -435,6 +435,7 @@ def run(
     ingest.leftovers(store.finished_run_ids() | ingest.done)
     missing = sum(1 for t in trials if t.run_id not in ingest.done)
     if missing:  # e.g. Ctrl+C: Tune stops gracefully and returns
+        ingest.counts["unfinished"] = missing  # the provenance block says the sweep stopped early
         print(
             f"stopped with {missing} of {len(trials)} trials unfinished; rerun the same command "
             "to resume them from their checkpoints",
