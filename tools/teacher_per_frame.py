@@ -14,6 +14,7 @@ the seeds per frame, the pre-training frames marked `pre`, the inference window 
 from __future__ import annotations
 
 import argparse
+import functools
 
 import torch
 
@@ -22,7 +23,7 @@ from hsd.config import RunConfig
 from hsd.data import iterate_batches, load_frames
 from hsd.data.partition import ht_partition
 from hsd.device import pick_device
-from hsd.engine import forward_frames
+from hsd.engine import predict
 from hsd.execute import seed_everything
 from hsd.hybrid import train_ann
 from hsd.method import RunContext, resolve
@@ -31,20 +32,19 @@ EVAL_BATCH = 64
 
 
 def per_frame_accuracy(ann: torch.nn.Module, split, frames: int, device) -> list[float]:
-    """Accuracy (%) of `ann` on `split` from each single frame f = 0..frames-1."""
-    ann.eval()
-    out = []
-    with torch.no_grad():
-        for f in range(frames):
-            correct = seen = 0
-            for x, y in iterate_batches(
-                split, EVAL_BATCH, slice(f, f + 1), shuffle=False, device=device
-            ):
-                pred = forward_frames(ann, x, ann=True).mean(0).argmax(-1)
-                correct += int((pred == y).sum())
-                seen += len(y)
-            out.append(100.0 * correct / seen)
-    return out
+    """Accuracy (%) of `ann` on `split` from each single frame f = 0..frames-1: one pass, in which
+    the 2-D ANN classifies every frame on its own (`hsd.engine.predict` with ``ann=True``)."""
+    device = torch.device(device)
+    batches = iterate_batches(split, EVAL_BATCH, slice(0, frames), shuffle=False, device=device)
+    logits, target = predict(ann, batches, ann=True, device=device)  # [F, N, K], [N]
+    correct = (logits.argmax(-1) == target.view(1, -1)).sum(1).double()
+    return (100.0 * correct / len(target)).tolist()
+
+
+@functools.lru_cache(maxsize=2)
+def _frames(dataset: str, frames: int, size: int, root: str | None):
+    """The frame cache of one window layout, loaded once for every seed that trains on it."""
+    return load_frames(dataset, frames=frames, size=size, root=root)
 
 
 def teacher_accuracy(
@@ -55,7 +55,7 @@ def teacher_accuracy(
     checks that these are the run's weights) and the per-frame validation accuracy."""
     cfg = resolve(RunConfig("hsd", dataset, T, seed=seed, profile=profile))
     seed_everything(cfg.seed)
-    data = load_frames(cfg.dataset, frames=cfg.frames, size=cfg.size, root=root)
+    data = _frames(cfg.dataset, cfg.frames, cfg.size, root)
     ctx = RunContext(data=data, device=pick_device("auto"))  # a GPU when there is one
     pre, _ = ht_partition(cfg.frames, cfg.pre_frames, cfg.T)
     ann = train_ann(cfg, ctx, pre, "pretrain")
