@@ -174,6 +174,10 @@ class _KDBase(Baseline):
     def preset_layers(self, cfg: RunConfig):
         return [TET_PRESETS, TEACHER_PRESETS, DISTILL_PRESETS, TEACHER_DECAY]
 
+    def training_stages(self, cfg: RunConfig) -> list[tuple[str, int, int]]:
+        # the teacher ANN (HSD's pre-training recipe) on the student's T frames, then the student
+        return [("teacher", cfg.pre_epochs or 0, cfg.T), ("train", cfg.epochs or 0, cfg.T)]
+
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         window = slice(0, cfg.T)
         teacher = frozen_teacher(train_ann(cfg, ctx, window, "teacher"))

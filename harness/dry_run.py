@@ -59,7 +59,8 @@ def print_dry_run(
         print(f"  params: {len(args.datasets or S.DEFAULT_DATASETS)} rows, no training")
     print(
         f"estimated cost of the runs still to do: {total_units} epoch-frames "
-        "(cost = pre_epochs x T_p + epochs x (frames - T_p) per run; x training samples = "
+        "(cost = epochs x frames per sample, summed over each run's training stages: ANN "
+        "pre-training or a distillation teacher, then the SNN; x training samples = "
         "single-frame forward+backward passes)."
     )
     if rate:

@@ -127,6 +127,17 @@ class HSD(Method):
     def frame_plan(self, cfg: RunConfig, spec: Any) -> dict[str, Any]:
         return hybrid_frame_plan(cfg, spec)
 
+    def training_stages(self, cfg: RunConfig) -> list[tuple[str, int, int]]:
+        # With HT: pre-train on frames [0, T_p), fine-tune on the T after. Without: a teacher ANN
+        # on the same T frames when a distillation term needs one, then the SNN from scratch.
+        if cfg.option("ht"):
+            pre = cfg.pre_frames or 0
+            return [("pretrain", cfg.pre_epochs or 0, pre), ("finetune", cfg.epochs or 0, cfg.T)]
+        teacher = (
+            [("teacher", cfg.pre_epochs or 0, cfg.T)] if cfg.option("distill") != "none" else []
+        )
+        return teacher + [("finetune", cfg.epochs or 0, cfg.T)]
+
     def check(self, cfg: RunConfig) -> None:
         if cfg.option("ht"):
             check_ht_window(cfg)

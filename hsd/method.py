@@ -84,6 +84,15 @@ class Method:
         whole event stream integrated into T frames."""
         return {"frames": cfg.T, "pre_frames": 0}
 
+    def training_stages(self, cfg: RunConfig) -> list[tuple[str, int, int]]:
+        """The training stages a resolved run goes through, in order, as (stage name as reported
+        to `on_epoch`, epochs, frames per sample): what the progress bar and the cost estimate
+        count. Default: an ANN pre-training on the first `pre_frames` frames when there are any
+        (HT), then the SNN on the remaining frames."""
+        pre = cfg.pre_frames or 0
+        ann = [("pretrain", cfg.pre_epochs or 0, pre)] if pre else []
+        return ann + [("train", cfg.epochs or 0, cfg.frames - pre)]
+
     def check(self, cfg: RunConfig) -> None:
         """Method-specific validation of a resolved config; raise ConfigError to refuse it."""
 

@@ -4,11 +4,21 @@ import warnings
 from types import SimpleNamespace
 
 from harness.executors import Progress
+from hsd.config import RunConfig
 
 
 def _trial(run_id, pre_epochs, epochs):
-    # cost = pre_epochs·2 + epochs·1 epoch-frames over pre_epochs + epochs epochs
-    cfg = SimpleNamespace(pre_epochs=pre_epochs, pre_frames=2, epochs=epochs, frames=3)
+    # HSD with HT: cost = pre_epochs·2 + epochs·1 epoch-frames over pre_epochs + epochs epochs
+    cfg = RunConfig(
+        "hsd",
+        "n-digits",
+        1,
+        frames=3,
+        pre_frames=2,
+        epochs=epochs,
+        pre_epochs=pre_epochs,
+        options={"ht": True},
+    )
     return SimpleNamespace(run_id=run_id, cfg=cfg)
 
 
@@ -37,3 +47,16 @@ def test_runs_seen_only_when_finished_fill_the_planned_total():
         p.finish(f"r{i}")
     assert p.bar.n == p.bar.total == 20
     assert p.bar.postfix.startswith("trials 4/4")
+
+
+def test_each_epoch_advances_by_its_own_stages_frames():
+    # 2 pre-training epochs on 2 frames, then 3 SNN epochs on 1 frame: the bar stands at 4 after
+    # pre-training (not at 2·7/5, the average), and an unknown stage name falls back to the average
+    p = Progress([_trial("r", 2, 3)], enabled=False)
+    p.epoch("r", "r", "pretrain")
+    p.epoch("r", "r", "pretrain")
+    assert p.bar.n == 4
+    p.epoch("r", "r", "finetune")
+    assert p.bar.n == 5
+    p.epoch("r", "r", "another")
+    assert p.bar.n == 5 + 7 / 5

@@ -132,9 +132,18 @@ def test_trial_round_trip_keeps_the_run_id():
     assert back == t and back.run_id == t.run_id
 
 
-def test_trial_cost_counts_epoch_frames():
-    cfg = RunConfig("hsd", "n-digits", 3, frames=10, pre_frames=7, epochs=4, pre_epochs=5)
-    assert S.trial_cost(cfg) == 5 * 7 + 4 * 3
+def test_trial_cost_counts_the_epoch_frames_of_every_training_stage():
+    shape = dict(frames=10, pre_frames=7, epochs=4, pre_epochs=5)
+    hsd = RunConfig("hsd", "n-digits", 3, **shape, options={"ht": True, "distill": "skd"})
+    assert S.trial_cost(hsd) == 5 * 7 + 4 * 3  # ANN on [0, 7), SNN on the 3 after
+    # without HT: no pre-training on [0, 7), but a teacher ANN on the SNN's 3 frames when the
+    # distillation term needs one
+    teacher = hsd.replace(options={"ht": False, "distill": "skd"})
+    assert S.trial_cost(teacher) == 5 * 3 + 4 * 3
+    assert S.trial_cost(hsd.replace(options={"ht": False, "distill": "none"})) == 4 * 3
+    kd = RunConfig("kd-response", "n-digits", 3, frames=3, pre_frames=0, epochs=4, pre_epochs=5)
+    assert S.trial_cost(kd) == 5 * 3 + 4 * 3  # its teacher, then the student
+    assert S.trial_cost(RunConfig("tet", "n-digits", 3, frames=3, epochs=4)) == 4 * 3
 
 
 def test_resolve_all_validates_before_running_and_dedupes(data_env):

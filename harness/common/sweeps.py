@@ -371,13 +371,16 @@ def check_datasets(datasets: Sequence[str]) -> None:
 
 
 def trial_cost(cfg: RunConfig) -> int:
-    """Training work of one resolved run in epoch-frames: pre_epochs × T_p + epochs × (frames − T_p).
+    """Training work of one resolved run in epoch-frames: the sum over the method's training stages
+    (`Method.training_stages`: ANN pre-training or a distillation teacher, then the SNN) of
+    epochs × frames per sample.
 
     Multiplied by the training-set size this is the number of single-frame forward/backward passes;
-    it ignores the per-frame cost difference between ANN pre-training and SNN training.
+    it ignores the per-frame cost difference between an ANN and an SNN stage.
     """
-    pre = cfg.pre_frames or 0
-    return (cfg.pre_epochs or 0) * pre + (cfg.epochs or 0) * (cfg.frames - pre)
+    from hsd.method import METHODS
+
+    return sum(e * f for _, e, f in METHODS[cfg.method].training_stages(cfg))
 
 
 def params_rows(datasets: Sequence[str]) -> list[dict[str, Any]]:

@@ -43,8 +43,9 @@ class Progress:
     """The driver's progress bar, weighted by each trial's cost in epoch-frames
     (`harness.common.sweeps.trial_cost`), so the ETA accounts for an HSD run costing many STS runs.
 
-    Each reported epoch advances the bar by the trial's average cost per epoch (capped at its
-    cost); a finished trial tops up to its full cost. The postfix shows trials done and the
+    Each reported epoch advances the bar by that epoch's frames per sample in its stage (the
+    method's `training_stages`; the trial's average cost per epoch for a stage it does not list),
+    capped at the trial's cost; a finished trial tops up to its full cost. The postfix shows trials done and the
     trials running. Tuning asks for its trials one at a time: it passes the cost it `expected`
     in all, and how many runs it `planned`, so that the bar has a total and an ETA from the first
     trial on.
@@ -65,6 +66,7 @@ class Progress:
 
         self.cost: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
+        self.stage_frames: dict[str, dict[str, int]] = {}
         self.done_cost: dict[str, float] = {}
         self.running: dict[str, str] = {}
         self.n_trials, self.finished = 0, 0
@@ -83,9 +85,12 @@ class Progress:
 
     def _count(self, trial) -> None:
         from harness.common.sweeps import trial_cost
+        from hsd.method import METHODS
 
+        stages = METHODS[trial.cfg.method].training_stages(trial.cfg)
         self.cost[trial.run_id] = max(1, trial_cost(trial.cfg))
-        self.epochs[trial.run_id] = max(1, (trial.cfg.pre_epochs or 0) + (trial.cfg.epochs or 0))
+        self.epochs[trial.run_id] = max(1, sum(e for _, e, _ in stages))
+        self.stage_frames[trial.run_id] = {name: f for name, _, f in stages}
         self.n_trials += 1
 
     def add(self, trial) -> None:
@@ -115,8 +120,11 @@ class Progress:
             + (f", {running}" if running else "")
         )
 
-    def epoch(self, run_id: str, text: str) -> None:
-        self._advance(run_id, self.cost.get(run_id, 0) / self.epochs.get(run_id, 1))
+    def epoch(self, run_id: str, text: str, stage: str | None = None) -> None:
+        per_epoch = self.stage_frames.get(run_id, {}).get(stage)
+        if per_epoch is None:
+            per_epoch = self.cost.get(run_id, 0) / self.epochs.get(run_id, 1)
+        self._advance(run_id, per_epoch)
         self.running[run_id] = text
         self._show()
 

@@ -25,7 +25,7 @@ def run(trials: Sequence[Trial], store, opts: ExecOptions, execute=None) -> Coun
             def on_epoch(stage, epoch, epochs, record_, _t=trial):
                 val = record_.get("val_acc")
                 val = f" val={val:.3f}" if isinstance(val, float) else ""
-                progress.epoch(_t.run_id, f"{_t.label()} {stage} {epoch}/{epochs}{val}")
+                progress.epoch(_t.run_id, f"{_t.label()} {stage} {epoch}/{epochs}{val}", stage)
 
             def on_retry(attempt, err, _t=trial):
                 progress.write(

@@ -387,7 +387,7 @@ def run(
                     result.get("epochs"),
                 )
                 ingest.trained(t.run_id, stage, epoch)
-                progress.epoch(t.run_id, f"{t.label()} {stage} {epoch}/{epochs}")
+                progress.epoch(t.run_id, f"{t.label()} {stage} {epoch}/{epochs}", stage)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             # Its worker or node was lost; Ray starts it again, and it resumes from its checkpoints.
