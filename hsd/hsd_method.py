@@ -87,11 +87,12 @@ HSD_SPACE = {
 }
 # Without HT (Table 2's "none" and "SKD" rows): the direct-training baseline (TET LIF, Adam 1e-3,
 # weight decay 5e-4 from the shared presets) on the inference window, for as many epochs as HT
-# pre-trains; 3e-3 on smoke like every Adam-1e-3 recipe.
+# pre-trains (read from HT's presets, so that the two cannot drift apart); 3e-3 on smoke like every
+# Adam-1e-3 recipe.
 SCRATCH_PRESETS = {
     "any": {"neuron": "lif", "lr": 1e-3},
-    "paper": {"epochs": 300},
-    "smoke": {"epochs": Per(vgg=10, snn5=28), "lr": SMOKE_ADAM_LR},
+    "paper": {"epochs": HYBRID_PRESETS["paper"]["pre_epochs"]},
+    "smoke": {"epochs": HYBRID_PRESETS["smoke"]["pre_epochs"], "lr": SMOKE_ADAM_LR},
 }
 
 

@@ -115,6 +115,16 @@ def test_ablation_switches_resolve_to_the_paper_rows():
     # smoke: the hand-set 3e-3 of the untuned Adam-1e-3 recipes (hsd.presets.SMOKE_ADAM_LR)
     smoke = resolve(RunConfig(**{**kw, "profile": "smoke"}, options={"ht": False}))
     assert smoke.lr == SMOKE_ADAM_LR
+    # from scratch it trains as many epochs as HT pre-trains, in either profile and architecture
+    for profile, dataset in [
+        ("paper", "n-digits"),
+        ("smoke", "n-digits"),
+        ("smoke", "sim-gestures"),
+    ]:
+        at = {**kw, "profile": profile, "dataset": dataset}
+        scratch = resolve(RunConfig(**at, options={"ht": False, "distill": "none"}))
+        assert scratch.epochs == resolve(RunConfig(**at)).pre_epochs
+    assert scratch.epochs == 56  # sim-gestures (SNN-5) on smoke
 
 
 def test_bad_recipe_options_are_refused():
