@@ -81,6 +81,8 @@ def print_dry_run(
 
 def measured_rate(rows) -> float | None:
     """Seconds per epoch-frame from the wall time of finished ok runs already in the store."""
+    import pandas as pd
+
     from hsd.config import RunConfig
 
     if rows is None or rows.empty or "wall_s" not in rows:
@@ -88,10 +90,13 @@ def measured_rate(rows) -> float | None:
     secs = units = 0.0
     fields = [f for f in RunConfig.__dataclass_fields__ if f != "options"]
     for _, r in rows[rows["status"] == "ok"].drop_duplicates("run_id").iterrows():
+        # the run's config as its row records it (options as opt_<name>), so that the cost counts
+        # the stages it trained; rows of no registered method (params) have no cost
+        options = {k[4:]: v for k, v in r.items() if k.startswith("opt_") and pd.notna(v)}
         try:
-            cfg = RunConfig(**{k: r[k] for k in fields if k in r})
+            cfg = RunConfig(**{k: r[k] for k in fields if k in r}, options=options)
             u = S.trial_cost(cfg)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, KeyError):
             continue
         if u > 0:
             secs, units = secs + float(r["wall_s"]), units + u

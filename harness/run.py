@@ -217,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep <out>/checkpoints/<run_id> of finished runs (deleted by default)",
     )
+    e.add_argument(
+        "--set-aside-stale",
+        action="store_true",
+        help="move runs that the plan now trains under another run id to <out>/stale",
+    )
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--no-report", action="store_true", help="skip the report at the end")
     e.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -365,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from harness.common.stale import set_aside, stale_error, stale_runs
     from harness.common.store import ResultStore
     from hsd.device import pick_device
 
@@ -380,9 +386,14 @@ def _main(argv: list[str]) -> int:
     store = ResultStore(out)  # read once (and validated) for the whole command
     store.check_manifest(manifest(args))
     finished = store.finished_run_ids()
+    stale = stale_runs(trials, store.records())
+    if stale and not (args.dry_run or args.set_aside_stale):
+        raise UsageError(stale_error(out, stale))
     if args.dry_run:
         from harness.dry_run import measured_rate, print_dry_run
 
+        if stale:
+            print(f"warning: {stale_error(out, stale)}", file=sys.stderr)
         print_dry_run(trials, args, out, finished, measured_rate(store.rows()))
         return 0
     pick_device(args.device)  # a device that does not exist stops here, before any row
@@ -400,6 +411,8 @@ def _main(argv: list[str]) -> int:
         prepare_data(todo, abs_path(args.root), abs_path(args.cache_dir))
         if not store.holds_lock:  # a new folder is made only once everything checked out
             store.claim(manifest(args), lock=True)
+        if stale:
+            print(set_aside(out, set(stale)), file=sys.stderr)
         return _run_locked(args, argv, start, trials, store, executor)
     finally:
         store.close()

@@ -146,6 +146,23 @@ def test_trial_cost_counts_the_epoch_frames_of_every_training_stage():
     assert S.trial_cost(RunConfig("tet", "n-digits", 3, frames=3, epochs=4)) == 4 * 3
 
 
+def test_measured_rate_costs_each_stored_run_by_the_stages_it_trained():
+    import pandas as pd
+
+    from harness.dry_run import measured_rate
+
+    shape = dict(method="hsd", dataset="n-digits", T=3, frames=10, pre_frames=7, status="ok")
+    rows = pd.DataFrame(
+        [
+            {**shape, "epochs": 4, "pre_epochs": 5, "run_id": "a", "opt_ht": True, "wall_s": 94.0},
+            {**shape, "epochs": 4, "pre_epochs": 5, "run_id": "b", "opt_ht": False, "wall_s": 54.0},
+            {"run_id": "p", "sweep": "params", "status": "ok"},  # no method, no cost
+        ]
+    )
+    rows["opt_distill"] = "skd"
+    assert measured_rate(rows) == (94 + 54) / ((5 * 7 + 4 * 3) + (5 * 3 + 4 * 3))
+
+
 def test_resolve_all_validates_before_running_and_dedupes(data_env):
     good = S.expand(["latency"], datasets=["n-digits"], methods=["fake"], T=[1, 2], seeds=1)
     resolved = S.resolve_all(good + good)  # the same configs twice: kept once

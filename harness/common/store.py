@@ -442,6 +442,10 @@ class ResultStore:
             )
         return rows
 
+    def records(self) -> list[dict]:
+        """All complete rows as stored (dicts), in file order."""
+        return self._read()
+
     def rows(self) -> pd.DataFrame:
         """All complete rows, in file order, plus the `_chunk` column (ordinal of the append)."""
         return pd.DataFrame.from_records(self._read())
