@@ -62,3 +62,19 @@ def test_a_stale_run_is_refused_then_set_aside_with_its_curve(data_env, tmp_path
     assert {r["run_id"] for r in rows if r["T"] == 2} == {new_id}  # trained again, once
     assert len(rows) == 1 + 2
     assert call_main(main, args).returncode == 0  # and the folder is clean again
+
+
+def test_set_aside_moves_whole_lines_and_leaves_a_torn_tail_in_place(tmp_path):
+    from harness.common.stale import set_aside
+
+    a = b'{"run_id": "a", "t": 1}\n'
+    b = b'{"run_id": "b", "t": 1}\n'
+    torn = b'{"run_id": "a", "t'  # a writer killed mid-line: left for the store to handle
+    (tmp_path / "results.jsonl").write_bytes(a + b + a + torn)
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "a.npz").write_bytes(b"npz")
+    assert set_aside(tmp_path, {"a"}).startswith("set aside 1 stale run(s), 2 rows")
+    assert (tmp_path / "results.jsonl").read_bytes() == b + torn
+    assert (tmp_path / "stale" / "results.jsonl").read_bytes() == a + a
+    assert (tmp_path / "stale" / "samples" / "a.npz").read_bytes() == b"npz"
+    assert not (tmp_path / "samples" / "a.npz").exists()

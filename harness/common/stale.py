@@ -75,6 +75,15 @@ def _sync_append(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _run_id(line: bytes) -> str | None:
+    """The run id of a stored line; None for a torn tail left by a killed writer (it stays where
+    it is, for the store's next append to move aside)."""
+    try:
+        return json.loads(line).get("run_id")
+    except ValueError:
+        return None
+
+
 def set_aside(out: Path, run_ids: set[str]) -> str:
     """Move the rows of `run_ids` from ``OUT/results.jsonl`` to ``OUT/stale/results.jsonl``, and
     their curves and samples to ``OUT/stale``; return a line saying what moved.
@@ -88,8 +97,7 @@ def set_aside(out: Path, run_ids: set[str]) -> str:
         lines = f.read().splitlines(keepends=True)
         keep, move = [], []
         for line in lines:
-            run_id = json.loads(line).get("run_id") if line.strip() else None
-            (move if run_id in run_ids else keep).append(line)
+            (move if _run_id(line) in run_ids else keep).append(line)
         if move:
             _sync_append(out / STALE_DIR / RESULTS_FILE, b"".join(move))
             tmp = path.with_name(path.name + ".tmp")
