@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_report_tolerates_torn_tail(tmp_path, capsys):
     assert "incomplete final chunk" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["missing", "no-store", "empty", "corrupt"])
+@pytest.mark.parametrize("case", ["missing", "no-store", "empty", "corrupt", "two-runs"])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, case):
     out = tmp_path / "sweep"
     if case != "missing":
@@ -59,6 +60,11 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, case):
         lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
         lines[3] = '{"run_id": "h5s0", "acc": 0.6\n'  # a torn line in the middle
         (out / "results.jsonl").write_text("".join(lines))
+    if case == "two-runs":  # a store merged by hand: one cell and seed under a second run id
+        write_fixed_store(out)
+        first = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+        with open(out / "results.jsonl", "a") as f:
+            f.write(json.dumps({**first, "run_id": "merged-by-hand"}) + "\n")
     before = _snapshot(out) if out.exists() else None
     assert main([str(out)]) == 2
     err = capsys.readouterr().err
@@ -67,6 +73,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, case):
         "no-store": "no results store",
         "empty": "no complete rows",
         "corrupt": "line 4 is not a valid JSON object",
+        "two-runs": "1 cell(s) hold two or more runs of one seed",
     }[case]
     assert err.startswith("error: ") and expected in err
     assert (_snapshot(out) if out.exists() else None) == before

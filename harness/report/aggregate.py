@@ -87,10 +87,38 @@ def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
         )
     df["acc_pct"] = df["acc"] * 100.0
     df["T_trained"] = df["T"]  # the T the run's model was trained and evaluated for
+    _refuse_two_runs_of_one_seed(df)
     if "any_t" in df:
         any_t = df["any_t"].fillna(False).astype(bool) & df["t"].notna()
         df.loc[any_t, "T"] = df.loc[any_t, "t"]
     return df.reset_index(drop=True)
+
+
+def _refuse_two_runs_of_one_seed(df: pd.DataFrame) -> None:
+    """Raise ValueError when a table cell holds two run ids for one seed.
+
+    A mean over seeds would count them as two seeds (a narrower interval, two recipes averaged).
+    A sweep folder cannot get there (`harness.common.stale`), a store merged by hand can. Tuning
+    rows (sweep "tune") are exempt: there every trial is another config of the same cell and seed.
+    """
+    keys = ["sweep", "dataset", "variant", "T", "t", "seed"]
+    sub = df[df["sweep"].isin(VARIANT_ORDER) & df["seed"].notna()]
+    runs = sub.groupby(keys, dropna=False)["run_id"].unique()
+    twice = runs[runs.map(len) > 1]
+    if twice.empty:
+        return
+    lines = [
+        f"{sweep}:{variant} {dataset} T={T} seed {seed}: runs {', '.join(sorted(ids))}"
+        for (sweep, dataset, variant, T, _t, seed), ids in twice.items()
+    ]
+    lines = list(dict.fromkeys(lines))  # one line per cell and seed, not per t
+    more = f"\n  ... and {len(lines) - 10} more" if len(lines) > 10 else ""
+    raise ValueError(
+        f"{len(lines)} cell(s) hold two or more runs of one seed, which every mean would count as "
+        "separate seeds:\n  " + "\n  ".join(lines[:10]) + more + "\nKeep one run per cell "
+        "and seed: move the others' rows out of results.jsonl (for a sweep folder, `python -m "
+        "harness.run ... --set-aside-stale` moves runs the plan no longer trains to <out>/stale)."
+    )
 
 
 def explode_cells(rows: pd.DataFrame) -> pd.DataFrame:

@@ -10,9 +10,9 @@ and prints Table 1 and the Figure-2 data as Markdown. The learning curves
 ``plots/curves-<dataset>.*``; a store without them gets every other output and "no curve" in the
 flag columns. The early-exit tables and plots (`harness.report.early_exit`) come from the per-sample
 files ``OUTDIR/samples/<run_id>.npz``; a store without them gets every other output and a note
-saying so. Bad input (missing folder, no store, a corrupted row or curve file) prints a message on
-stderr and exits with code 2; nothing is written then, because the whole store and every curve
-are read and every table built before the first file is written.
+saying so. Bad input (missing folder, no store, a corrupted row or curve file, two runs of one
+cell and seed) prints a message on stderr and exits with code 2; nothing is written then, because
+the whole store and every curve are read and every table built before the first file is written.
 """
 
 from __future__ import annotations
