@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from harness.common.shared_cells import record_planned_cells
     from harness.common.stale import set_aside, stale_error, stale_runs
     from harness.common.store import ResultStore
     from hsd.device import pick_device
@@ -413,6 +414,8 @@ def _main(argv: list[str]) -> int:
             store.claim(manifest(args), lock=True)
         if stale:
             print(set_aside(out, set(stale)), file=sys.stderr)
+        if widened := record_planned_cells(store, trials):
+            print(widened, file=sys.stderr)
         return _run_locked(args, argv, start, trials, store, executor)
     finally:
         store.close()
