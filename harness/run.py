@@ -387,7 +387,7 @@ def _main(argv: list[str]) -> int:
     store = ResultStore(out)  # read once (and validated) for the whole command
     store.check_manifest(manifest(args))
     finished = store.finished_run_ids()
-    stale = stale_runs(trials, store.records())
+    stale = stale_runs(trials, records := store.records())  # one read for both checks
     if stale and not (args.dry_run or args.set_aside_stale):
         raise UsageError(stale_error(out, stale))
     if args.dry_run:
@@ -414,7 +414,7 @@ def _main(argv: list[str]) -> int:
             store.claim(manifest(args), lock=True)
         if stale:
             print(set_aside(out, set(stale)), file=sys.stderr)
-        if widened := record_planned_cells(store, trials):
+        if widened := record_planned_cells(store, trials, records):
             print(widened, file=sys.stderr)
         return _run_locked(args, argv, start, trials, store, executor)
     finally:

@@ -26,6 +26,12 @@ _OPTIONAL_STRING_FIELDS = ("profile", "arch", "neuron", "error")
 _NUMBER_FIELDS = ("params", "energy_j", "stream_fraction", "wall_s", "best_val_acc", "firing_rate")
 
 
+def row_cells(row: dict) -> list:
+    """The (sweep, variant) table cells a stored row's run serves: its ``cells``, or for rows
+    written before runs were shared, its own sweep and variant."""
+    return row.get("cells") or [[row.get("sweep"), row.get("variant")]]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

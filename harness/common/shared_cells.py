@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.common.row_schema import row_cells
 from harness.common.store import CHUNK_COLUMN, ResultStore
 
 
@@ -38,16 +39,19 @@ def widened(trials: Iterable, records: Iterable[dict], finished: set[str]) -> di
     for run_id, rows in _last_rows(records).items():
         if run_id not in planned:
             continue
-        stored = rows[0].get("cells") or [[rows[0].get("sweep"), rows[0].get("variant")]]
+        stored = row_cells(rows[0])
         missing = [c for c in planned[run_id] if c not in stored]
         if missing:
             out[run_id] = [{**r, "cells": stored + missing} for r in rows]
     return out
 
 
-def record_planned_cells(store: ResultStore, trials: list) -> str | None:
-    """Append the widened rows (one chunk per run); a line saying what was done, or None."""
-    runs = widened(trials, store.records(), store.finished_run_ids())
+def record_planned_cells(store: ResultStore, trials: list, records: list[dict]) -> str | None:
+    """Append the widened rows (one chunk per run); a line saying what was done, or None.
+
+    `records` are the store's rows as read at start-up: setting stale runs aside in between does
+    not change them for this purpose, since a stale run is never a planned run id."""
+    runs = widened(trials, records, store.finished_run_ids())
     for rows in runs.values():
         store.append(rows)
     if not runs:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.common.curves import curve_path
+from harness.common.row_schema import row_cells
 from harness.common.samples import samples_path
 from harness.common.store import RESULTS_FILE
 
@@ -39,8 +40,7 @@ def stale_runs(trials: Iterable, rows: Iterable[dict]) -> dict[str, str]:
         run_id = r.get("run_id")
         if run_id in stale or r.get("seed") is None or r.get("T") is None:
             continue  # params rows have no seed; a run's other rows repeat its cells
-        cells = r.get("cells") or [[r.get("sweep"), r.get("variant")]]
-        for key in _cell_keys(cells, r.get("dataset"), r["T"], r["seed"]):
+        for key in _cell_keys(row_cells(r), r.get("dataset"), r["T"], r["seed"]):
             want = planned.get(key)
             if want is not None and want != run_id:
                 sweep, variant, dataset, T, seed = key

@@ -46,9 +46,9 @@ class Progress:
     Each reported epoch advances the bar by that epoch's frames per sample in its stage (the
     method's `training_stages`; the trial's average cost per epoch for a stage it does not list),
     capped at the trial's cost; a finished trial tops up to its full cost. The postfix shows
-    trials done and the trials running. Tuning asks for its trials one at a time: it passes the cost it `expected`
-    in all, and how many runs it `planned`, so that the bar has a total and an ETA from the first
-    trial on.
+    trials done and the trials running. Tuning asks for its trials one at a time: it passes the
+    cost it `expected` in all, and how many runs it `planned`, so that the bar has a total and an
+    ETA from the first trial on.
     """
 
     def __init__(
