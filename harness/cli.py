@@ -7,6 +7,7 @@ and exits with code 2, never a traceback; ``--debug`` shows the traceback as wel
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 import traceback
@@ -16,6 +17,13 @@ from pathlib import Path
 
 class UsageError(Exception):
     """Bad command-line input or environment: printed on stderr, exit code 2."""
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so `run_main` prints every error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 
 def usage_errors() -> tuple[type[BaseException], ...]:

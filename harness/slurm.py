@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.cli import UsageError, positive_int, run_main
+from harness.cli import UsageError, UsageParser, positive_int, run_main
 
 # `[D-]HH:MM:SS`, the form sbatch --time takes that says exactly how long
 TIME_FORMAT = re.compile(r"^(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)$")
@@ -138,13 +138,8 @@ exit "$status"
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog="python -m harness.slurm",
         usage="python -m harness.slurm --nodes N --time HH:MM:SS [options] -- <harness.run args>",
         description=__doc__,
@@ -215,7 +210,7 @@ def check_time(text: str) -> str:
 
 def check_run_args(run_args: list[str]) -> Path:
     """Check the sweep's arguments as `harness.run` would and return its absolute --out."""
-    from harness import run
+    from harness import run, run_cli
     from harness.common.store import ResultStore
 
     for flag in OWN_RUN_OPTIONS:
@@ -225,8 +220,8 @@ def check_run_args(run_args: list[str]) -> Path:
                 "drop it" + (" and use this command's --dry-run" if flag == "--dry-run" else "")
             )
     try:
-        args = run.build_parser().parse_args(run_args)
-        run.normalise(args)
+        args = run_cli.build_parser().parse_args(run_args)
+        run_cli.normalise(args)
     except UsageError as err:
         raise UsageError(f"the sweep's arguments after --: {err}") from None
     if args.tune:

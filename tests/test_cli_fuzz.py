@@ -49,10 +49,11 @@ def assert_declared_types(cfg) -> None:
 def _resolved(argv) -> list:
     """The resolved configs an accepted run command plans (its own parser, checks and plan)."""
     from harness import run
+    from harness import run_cli as RC
     from harness.common import sweeps as S
 
-    args = run.build_parser().parse_args(argv)
-    run.normalise(args)
+    args = RC.build_parser().parse_args(argv)
+    RC.normalise(args)
     if args.tune:
         from harness import tune
 

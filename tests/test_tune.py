@@ -14,6 +14,7 @@ import pytest
 from harness_helpers import read_rows, run_cli
 
 from harness import run as R
+from harness import run_cli as RC
 from harness import tune as TU
 from harness import tune_ray as TR
 from harness import tune_study as TS
@@ -170,7 +171,7 @@ def test_local_tuning_averages_the_seeds_stores_each_run_once_and_resumes(data_e
         starts = [x for x in counter.read_text().splitlines() if x.startswith("start")]
         assert len(starts) == 8 and len(set(starts)) == 8
         # The tuned values feed later sweeps, for the method they were tuned for only.
-        got = R.load_best(str(out / "best_params.json"))
+        got = RC.load_best(str(out / "best_params.json"))
         b = json.loads((out / "best_params.json").read_text())["best"]["n-digits"]
         (t,) = S.expand(
             ["latency"], datasets=["n-digits"], methods=["fake"], T=[2], seeds=1, best=got
@@ -212,14 +213,14 @@ def test_use_best_applies_a_files_values_to_the_runs_of_its_method_only(tmp_path
     path = tmp_path / "best_params.json"
     best = {"n-digits": {"lr": 0.01, "weight_decay": 1e-4, "val_acc": 0.9, "T": 5, "trial": 3}}
     path.write_text(json.dumps({"method": "tet", "best": best}))
-    tuned = R.load_best(str(path))
+    tuned = RC.load_best(str(path))
     trials = S.expand(["latency"], datasets=["n-digits"], methods=["hsd", "sts", "dts"], T=[3],
                       seeds=1, best=tuned)  # fmt: skip
     got = {t.cfg.method: (t.cfg.lr, t.cfg.weight_decay) for t in trials}
     assert got == {"hsd": (None, None), "sts": (0.01, 1e-4), "dts": (None, None)}  # sts = tet
     # A file without "method" is HSD's, as written before other methods were tuned.
     path.write_text(json.dumps({"best": {"n-digits": {"kd_lambda": 2, "tau": 4, "L": 8}}}))
-    tuned = R.load_best(str(path))
+    tuned = RC.load_best(str(path))
     assert tuned.method == "hsd"
     (t,) = S.expand(["latency"], datasets=["n-digits"], methods=["hsd"], T=[3], seeds=1,
                     best=tuned)  # fmt: skip
