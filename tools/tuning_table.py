@@ -3,11 +3,14 @@ recipe against the committed one on both simulated sets, with validation and tes
 
     python tools/tuning_table.py choice results/tuning                      # before the presets
     python tools/tuning_table.py compare results/tuning results/tuning/tuned   # after
+    python tools/tuning_table.py choice results/tuning/default-epochs --against results/latency-smoke
 
 The choice: a study's best point against the hand-set recipe, on the same validation split and the
 same tuning seeds (0..N-1 of the study, read from the hand-set store): the higher mean validation
 accuracy becomes the smoke preset, so the hand-set recipe is always a candidate and no method is
-handed a tuned recipe worse than its own default.
+handed a tuned recipe worse than its own default. With ``--against STORE`` the candidate is the
+recipe that store ran instead (studies made at the default's epochs against the default's store:
+the presets it holds at the same epochs).
 
 Reads the studies' `best_params.json` (results/tuning/<method>/), the store of the hand-set recipes
 (results/tuning/hand-set: the latency sweep at T = 5 before the tuned values became the presets)
@@ -57,12 +60,14 @@ def _recipe(recipe: dict) -> str:
     return ", ".join(f"{k.removeprefix('opt_')}={fmt(v)}" for k, v in recipe.items())
 
 
-def choice(tuning: Path) -> str:
+def choice(tuning: Path, against: Path | None = None) -> str:
     """Per method and set: the study's best validation accuracy (mean over its seeds), the
-    hand-set recipe's on the same seeds, and which one the smoke preset takes."""
-    rows = runs_at_T(tuning / "hand-set")
+    candidate recipe's on the same seeds (the hand-set store's, or `against`'s), and which one the
+    smoke preset takes."""
+    name = "hand-set" if against is None else "preset"
+    rows = runs_at_T(against or tuning / "hand-set")
     lines = [
-        "| method | set | study's best val (%) | hand-set val, same seeds (%) | smoke preset |",
+        f"| method | set | study's best val (%) | {name} val, same seeds (%) | smoke preset |",
         "|---|---|---:|---:|---|",
     ]
     for method in METHODS:
@@ -78,7 +83,7 @@ def choice(tuning: Path) -> str:
             if best is None or len(hand) != len(seeds):
                 continue
             tuned_val, hand_val = 100 * best["val_acc"], 100 * float(hand.mean())
-            pick = f"tuned (trial {best['trial']})" if tuned_val > hand_val else "hand-set"
+            pick = f"tuned (trial {best['trial']})" if tuned_val > hand_val else name
             lines.append(f"| {method} | {ds} | {tuned_val:.1f} | {hand_val:.1f} | {pick} |")
     return "\n".join(lines) + "\n"
 
@@ -113,9 +118,10 @@ def main() -> None:
     ap.add_argument("what", choices=("choice", "compare"))
     ap.add_argument("tuning", type=Path, help="results/tuning")
     ap.add_argument("store", type=Path, nargs="?", help="compare: the store of the presets")
+    ap.add_argument("--against", type=Path, help="choice: the candidate's store (not hand-set/)")
     args = ap.parse_args()
     if args.what == "choice":
-        print(choice(args.tuning), end="")
+        print(choice(args.tuning, args.against), end="")
     else:
         print(table(args.tuning, args.store), end="")
 
