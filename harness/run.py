@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from harness.common.shared_cells import record_planned_cells
+    from harness.common.shared_cells import record_planned_cells, widened
     from harness.common.stale import set_aside, stale_error, stale_runs
     from harness.common.store import ResultStore
     from hsd.device import pick_device
@@ -137,6 +137,12 @@ def _main(argv: list[str]) -> int:
 
         if stale:
             print(f"warning: {stale_error(out, stale)}", file=sys.stderr)
+        if more := widened(trials, records, finished):
+            print(
+                f"note: {len(more)} finished run(s) would be recorded under cells of this sweep "
+                f"that their rows do not name (not retrained): {', '.join(sorted(more))}",
+                file=sys.stderr,
+            )
         print_dry_run(trials, args, out, finished, measured_rate(store.rows()))
         return 0
     pick_device(args.device)  # a device that does not exist stops here, before any row

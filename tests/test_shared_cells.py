@@ -48,6 +48,9 @@ def test_a_sweep_records_a_copied_run_under_its_planned_cells_without_training(d
     other = [{**r, "sweep": "ht", "variant": "x", "cells": [["ht", "x"]]} for r in rows]
     results.write_text("".join(json.dumps(r) + "\n" for r in other))
 
+    dry = call_main(main, [*args, "--dry-run"])  # says so, writes nothing
+    assert dry.returncode == 0 and "1 finished run(s) would be recorded" in dry.stderr
+    assert results.read_text() == "".join(json.dumps(r) + "\n" for r in other)
     resumed = call_main(main, args)
     assert resumed.returncode == 0, resumed.stderr
     assert "1 finished run(s) now also serve cells" in resumed.stderr
