@@ -1,0 +1,78 @@
+"""Does a study made at fewer epochs pick what one at the default's epochs picks?
+
+    python tools/tuning_transfer.py results/tuning results/tuning/default-epochs
+
+Two studies of one method and set with the same sampler and seed propose the same first points
+(TPE's random start-up trials), so each such point has an objective at both budgets: a paired
+comparison of the same configs. Per method and set: how many points both studies finished, the
+Spearman rank correlation of their objectives (mean validation accuracy over the tuning seeds),
+and where each study's best point ranks in the other. Reads `<folder>/<method>/trials-<set>.csv`
+(`harness.tune_study.trials_csv`); points are matched on every parameter, exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from scipy.stats import spearmanr
+from table1_runs import DATASETS, METHODS
+
+NOT_PARAMS = ("number", "state", "value")
+
+
+def finished(path: Path) -> pd.DataFrame:
+    trials = pd.read_csv(path)
+    return trials[trials["state"] == "COMPLETE"].drop_duplicates(
+        [c for c in trials if c not in NOT_PARAMS]
+    )
+
+
+def paired(low: Path, high: Path) -> pd.DataFrame:
+    """The points both studies finished: value_low, value_high and the trial numbers."""
+    a, b = finished(low), finished(high)
+    params = [c for c in a if c not in NOT_PARAMS]
+    return a.merge(b, on=params, suffixes=("_low", "_high"))
+
+
+def _rank(values: pd.Series, which) -> int:
+    """1 = best (highest objective) among the paired points."""
+    return int(values.rank(ascending=False, method="min")[which])
+
+
+def table(low_dir: Path, high_dir: Path) -> str:
+    lines = [
+        "| method | set | points in both | Spearman ρ | low's best: rank at high | "
+        "high's best: rank at low | best at low (%) | best at high (%) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method in METHODS:
+        for ds in DATASETS:
+            low = low_dir / method / f"trials-{ds}.csv"
+            high = high_dir / method / f"trials-{ds}.csv"
+            if not (low.exists() and high.exists()):
+                continue
+            both = paired(low, high)
+            if len(both) < 3:
+                continue
+            rho = spearmanr(both["value_low"], both["value_high"]).statistic
+            best_low, best_high = both["value_low"].idxmax(), both["value_high"].idxmax()
+            lines.append(
+                f"| {method} | {ds} | {len(both)} | {rho:+.2f} | "
+                f"{_rank(both['value_high'], best_low)} | {_rank(both['value_low'], best_high)} | "
+                f"{100 * both['value_low'].max():.1f} | {100 * both['value_high'].max():.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("low", type=Path, help="the studies at fewer epochs (results/tuning)")
+    ap.add_argument("high", type=Path, help="the same studies at the default's epochs")
+    args = ap.parse_args()
+    print(table(args.low, args.high), end="")
+
+
+if __name__ == "__main__":
+    main()
