@@ -189,6 +189,27 @@ def check_request(args) -> tuple[str, int]:
     return method, seeds
 
 
+def print_base(probes: list[S.Trial], trials: int, seeds: int, profile: str) -> None:
+    """What every trial trains per dataset (the shared base the study tunes at) and its cost."""
+    from harness.dry_run import SECONDS_PER_UNIT
+
+    rate = SECONDS_PER_UNIT.get(profile)
+    shown = set()
+    for t in probes:
+        c = t.cfg
+        if c.dataset in shown:
+            continue
+        shown.add(c.dataset)
+        pre = f" (+{c.pre_epochs} pre-training)" if c.pre_epochs else ""
+        units = trials * seeds * S.trial_cost(c)
+        time = f", about {units * rate / 60:.0f} min of trial time" if rate else ""
+        print(
+            f"  {c.dataset}: base {c.epochs} epochs{pre}, {c.size} px, width {c.width}, batch "
+            f"{c.batch_size}, T = {c.T}; {trials} trials x {seeds} seeds = {units} epoch-frames"
+            f"{time}"
+        )
+
+
 def main_from_args(args, argv) -> int:
     """`python -m harness.run --tune ...` (validation, store, tuning per dataset, best params)."""
     import time
@@ -223,6 +244,7 @@ def main_from_args(args, argv) -> int:
         )
         for name, p in space_of(method).items():
             print(f"  {name}: {describe_searched(p)}")
+        print_base(probes, args.trials, seeds, args.profile)
         return 0
     pick_device(args.device)
     if executor == "ray":

@@ -249,6 +249,14 @@ def test_tuning_dry_run_prints_the_space_trials_seeds_and_sampler(data_env, caps
     assert "12 trials each, 3 training seeds per trial (0..2), sampler TPE" in out
     for name, p in TU.space_of("hsd").items():
         assert f"  {name}: {p.describe().removesuffix(', or none')}\n" in out
+    # the shared base every trial trains, and the study's cost (12 trials x 3 seeds)
+    (probe,) = TS.make_trials("n-digits", TS.default_point("hsd"), "smoke", None, "hsd", 1)
+    c = probe.cfg
+    assert (
+        f"  n-digits: base {c.epochs} epochs (+{c.pre_epochs} pre-training), {c.size} px, "
+        f"width {c.width}, batch {c.batch_size}, T = {c.T}; 12 trials x 3 seeds = "
+        f"{36 * S.trial_cost(c)} epoch-frames, about "
+    ) in out
 
 
 def test_a_trial_left_running_by_a_killed_driver_is_failed_and_rerun(data_env, tmp_path):
