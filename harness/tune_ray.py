@@ -40,9 +40,9 @@ def _ray_trainable(config: dict, base: dict) -> None:
 
 def ray_searcher(method: str, dataset: str, multi: bool, storage, *, seed: int, points: list[dict]):
     """The `OptunaSearch` of one study; Ray Tune pickles it (sampler included) when it starts."""
-    from ray.tune.search.optuna import OptunaSearch
+    from harness.ray_search import FailingOptunaSearch
 
-    return OptunaSearch(
+    return FailingOptunaSearch(
         space=distributions(method, dataset, multi),
         metric=["val_acc", "T"] if multi else "val_acc",
         mode=["max", "min"] if multi else "max",

@@ -346,6 +346,21 @@ def test_the_ray_searcher_pickles_and_its_sampler_still_samples(tmp_path, multi)
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
 
 
+@pytest.mark.parametrize("multi", [False, True])
+def test_the_ray_searcher_records_a_point_without_objective_as_failed(tmp_path, multi):
+    """A point whose seed did not finish reports NaN; Ray's own OptunaSearch left such a trial
+    RUNNING in the study (Optuna refuses NaN for COMPLETE, Ray only logs it)."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    TS.open_study(tmp_path, "fake", "n-digits", multi)
+    searcher = TR.ray_searcher("fake", "n-digits", multi, storage, seed=0, points=[])
+    for trial_id, val in (("a", math.nan), ("b", 0.5)):
+        assert searcher.suggest(trial_id) is not None
+        searcher.on_trial_complete(trial_id, {"val_acc": val, "T": 3.0})
+    study = TS.open_study(tmp_path, "fake", "n-digits", multi)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert TS.finished_count(study) == 2
+
+
 @pytest.mark.slow
 def test_ray_multi_objective_tuning_with_nsga2(data_env, tmp_path):
     out = tmp_path / "mo"
