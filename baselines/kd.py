@@ -45,12 +45,15 @@ from hsd.hsd_method import DISTILL_PRESETS, DISTILL_SPACE
 from hsd.hybrid import HYBRID_PRESETS, frozen_teacher, train_ann
 from hsd.method import RunContext
 from hsd.params import BASE_SPACE, Choice
-from hsd.presets import only
+from hsd.presets import BASE, only
 
-# The teacher is trained with HSD's ANN pre-training recipe (and its weight decay, 5e-4, while the
-# student uses TET's optimiser without decay); λ and τ are HSD's.
-TEACHER_PRESETS = only(HYBRID_PRESETS, "L", "pre_epochs", "pre_lr")
-TEACHER_DECAY = {"any": {"weight_decay": 5e-4}}
+# The teacher is trained with HSD's ANN pre-training recipe, its weight decay included (the shared
+# 5e-4, or HSD's smoke value from its study; the student uses TET's optimiser without decay); λ
+# and τ are HSD's. The shared decay comes back after TET's layer, which sets none.
+TEACHER_PRESETS = [
+    only(BASE, "weight_decay"),
+    only(HYBRID_PRESETS, "L", "pre_epochs", "pre_lr", "weight_decay"),
+]
 
 ALIGNMENTS = ("conv1x1", "affine")
 # The options KDSNN-style students take (see the module docstring for why these defaults).
@@ -172,7 +175,7 @@ class _KDBase(Baseline):
     feature = False
 
     def preset_layers(self, cfg: RunConfig):
-        return [TET_PRESETS, TEACHER_PRESETS, DISTILL_PRESETS, TEACHER_DECAY]
+        return [TET_PRESETS, *TEACHER_PRESETS, DISTILL_PRESETS]
 
     def training_stages(self, cfg: RunConfig) -> list[tuple[str, int, int]]:
         # the teacher ANN (HSD's pre-training recipe) on the student's T frames, then the student
