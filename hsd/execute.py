@@ -34,8 +34,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
+# Committed result stores live here; a sweep that writes into one (resuming a committed folder)
+# changes tracked files, which says nothing about the code the run trained with.
+RESULTS_DIR = "results"
+
+
+def git_commit(where: Path | None = None) -> str:
+    """The commit of the code (of the checkout holding `where`, default this package), with
+    "-dirty" when a tracked file outside `results/` differs from it."""
+    here = where or Path(__file__).resolve().parent
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
@@ -43,8 +50,9 @@ def git_commit() -> str:
             text=True,
             timeout=5,
         )
+        code = [":(top)", f":(top,exclude){RESULTS_DIR}"]
         dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", *code],
             capture_output=True,
             text=True,
             timeout=5,
