@@ -46,8 +46,9 @@ HYBRID_PRESETS = {
     # digits): VGG (n-digits) takes its best trial (4), whose validation accuracy beat the hand-set
     # recipe's on the same seeds (86.8 % against 85.8 %); SNN-5 (sim-gestures) keeps the hand-set one
     # (40.0 % against the study's best 33.6 %). Hand-set: fine-tuning Adam 1e-3 (the paper's 1e-5
-    # cannot move in a few epochs), SNN-5 pre-training Adam 3e-3 (the width-1/8 QCFS ANN reached
-    # 0.70-0.75 test acc in 12-20 epochs at 3e-3 / 1e-2, 0.54 in 10 at 1e-3), VGG SGD 0.05.
+    # cannot move in a few epochs), SNN-5 pre-training Adam 3e-3 (measured when set, on an earlier
+    # sim-gestures, runs not kept: the width-1/8 QCFS ANN reached 0.70-0.75 test acc in 12-20
+    # epochs at 3e-3 / 1e-2, 0.54 in 10 at 1e-3), VGG SGD 0.05.
     "smoke": {
         "pre_epochs": Per(vgg=10, snn5=56),
         "epochs": Per(vgg=6, snn5=24),

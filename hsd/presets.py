@@ -63,16 +63,19 @@ SMOKE_SIZE = Per(vgg=16, snn5=32)
 # selected on all 16 frames). The price is time: the default sweep took 88 minutes on a 2-core AMD
 # EPYC VM, where 40 epochs took 47 there (README, Results: the trade-off).
 SMOKE_EPOCHS = Per(vgg=16, snn5=80)
-# The small smoke sets need optimizer steps more than large batches (sim-gestures at batch 16 stayed
-# at chance, 0.20, where 8 reached 0.53 in the same 8 epochs).
+# The small smoke sets need optimizer steps more than large batches. Measured when set, on an
+# earlier version of sim-gestures (single runs, not kept): batch 16 stayed at 0.20 test accuracy
+# where 8 reached 0.53 in the same 8 epochs.
 SMOKE_BATCH = Per(vgg=16, snn5=8)
-# Width 1/8 keeps VGG at 8-64 channels (n-digits 0.74-0.99 test acc). SNN-5 at 1/8 left direct
-# training near chance on sim-gestures T=5 (STS 0.29, DTS 0.18, HSD 0.54); at 1/4: STS 0.30, DTS 0.38,
-# HSD 0.70 for ~1.6x the time.
+# Width 1/8 keeps VGG at 8-64 channels. Measured when set, on earlier versions of the simulated
+# sets (single runs, not kept): VGG at 1/8 gave n-digits 0.74-0.99 test accuracy; SNN-5 at 1/8
+# left direct training near chance on sim-gestures T=5 (STS 0.29, DTS 0.18, HSD 0.54), at 1/4 STS
+# 0.30, DTS 0.38, HSD 0.70 for ~1.6x the time.
 SMOKE_WIDTH = Per(vgg=0.125, snn5=0.25)
 # The smoke learning rate of the Adam 1e-3 recipes (TET/STS/DTS, TCJA, the KD students): a few
-# hundred steps at 1e-3 barely move SNN-5 (sim-gestures STS T=5, 10-12 epochs: 0.23 at 1e-3, 0.58-0.68
-# at 3e-3). SGD recipes (SLTT) keep their own.
+# hundred steps at 1e-3 barely move SNN-5 (measured when set, on an earlier sim-gestures, single
+# runs not kept: STS T=5, 10-12 epochs, 0.23 at 1e-3, 0.58-0.68 at 3e-3). SGD recipes (SLTT) keep
+# their own.
 SMOKE_ADAM_LR = 3e-3
 
 BASE: Preset = {
@@ -94,16 +97,18 @@ BASE: Preset = {
         "batch_size": SMOKE_BATCH,
         # No augmentation: flip_roll shifts by up to ±5 px whatever the size, i.e. ±31 % of a 16 px
         # smoke frame (±10 % at the paper's 48 px), with wrap-around, and the flip swaps the
-        # mirror-image gesture classes. Measured, n-digits VGG T=3, 8 epochs: flip_roll 0.46-0.61 test
-        # acc, none 0.98-1.00.
+        # mirror-image gesture classes. Measured when set, on an earlier, easier n-digits (VGG T=3,
+        # 8 epochs, single runs not kept): flip_roll 0.46-0.61 test acc, none 0.98-1.00.
         "augment": "none",
-        # λ barely moves in a few epochs (8.0 -> 7.8 in 6), and at λ = 8 the converted IF neurons
+        # λ barely moves in a few epochs (8.0 -> 7.8 in 6, measured when set; not kept), and at
+        # λ = 8 the converted IF neurons
         # (v0 = λ/2) hardly fire within T <= 5 steps: the smoke SNN stayed at chance. Starting at 2.0
         # (the scale of batch-normalised activations) lets a 4-epoch ANN convert usefully.
         "qcfs_threshold": 2.0,
         # No dropout in the smoke SNN-5: at width 1/4 its classifier reads 32 features, and p = 0.5
         # on those (twice) left TET on sim-gestures at 24 % test accuracy after 10 epochs and 55 %
-        # after 30; without it, 58 % after 10 and 84 % after 20 (T = 5, seed 0, Adam 3e-3, batch 8).
+        # after 30 (those two runs not kept); without it, 58 % after 10 and 84 % after 20 (T = 5,
+        # seed 0, Adam 3e-3, batch 8; results/tuning/tuned, results/convergence/base-doubled).
         "dropout": Per(snn5=0.0, default=None),
     },
 }
