@@ -101,9 +101,9 @@ BASE: Preset = {
         # 8 epochs, single runs not kept): flip_roll 0.46-0.61 test acc, none 0.98-1.00.
         "augment": "none",
         # λ barely moves in a few epochs (8.0 -> 7.8 in 6, measured when set; not kept), and at
-        # λ = 8 the converted IF neurons
-        # (v0 = λ/2) hardly fire within T <= 5 steps: the smoke SNN stayed at chance. Starting at 2.0
-        # (the scale of batch-normalised activations) lets a 4-epoch ANN convert usefully.
+        # λ = 8 the converted IF neurons (v0 = λ/2) hardly fire within T <= 5 steps: the smoke SNN
+        # stayed at chance. Starting at 2.0 (the scale of batch-normalised activations) lets a
+        # 4-epoch ANN convert usefully.
         "qcfs_threshold": 2.0,
         # No dropout in the smoke SNN-5: at width 1/4 its classifier reads 32 features, and p = 0.5
         # on those (twice) left TET on sim-gestures at 24 % test accuracy after 10 epochs and 55 %
