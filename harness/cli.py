@@ -1,8 +1,11 @@
 """What the harness command lines share: the one usage-error type, caught in one place.
 
-Every `python -m harness.*` entry point runs its body through `run_main`: a `UsageError` (or any
-of the library's own "bad input" errors listed in `USAGE_ERRORS`) prints one paragraph on stderr
-and exits with code 2, never a traceback; ``--debug`` shows the traceback as well.
+`python -m harness.run` (sweeps and tuning) and `python -m harness.slurm` run their body through
+`run_main`: a `UsageError` (or any of the library's own "bad input" errors, `usage_errors`) prints
+one paragraph on stderr and exits with code 2, never a traceback; ``--debug`` shows the traceback
+as well. `harness.data` (which raises the same `UsageError`) and `harness.report` catch their
+errors in their own `main`, with the same result (exit 2, one message): they also turn the data
+and store layers' errors (ValueErrors carrying the fix) into messages.
 """
 
 from __future__ import annotations

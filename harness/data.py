@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.bench import data as bench_data
-from harness.cli import positive_int
+from harness.cli import UsageError, positive_int
 from hsd.data.cache import (
+    TEST_FRACTION,
     dataset_splits,
     default_cache_dir,
     find_caches,
@@ -35,10 +36,6 @@ from hsd.data.cache import (
 )
 from hsd.data.frames import SPLIT_BY
 from hsd.data.splits import SPLITS
-
-
-class UsageError(Exception):
-    """Bad command-line input: printed on stderr, exit code 2."""
 
 
 def _spec(name: str):
@@ -103,8 +100,8 @@ def cmd_info(args) -> int:
         f"S={spec.default_size}, arch {spec.arch}" + (" (simulated)" if spec.simulated else "")
     )
     print(
-        f"split: {'official test split, ' if official else '9:1 per class, '}val 10% of train "
-        "per class"
+        f"split: {'official test split' if official else f'test {TEST_FRACTION:.0%} per class'}, "
+        f"val {spec.val_fraction:.0%} of train per class"
     )
     width = max(len(c) for c in spec.classes)
     print(f"{'class':<{width}}  " + "  ".join(f"{s:>6}" for s in SPLITS))

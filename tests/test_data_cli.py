@@ -50,7 +50,7 @@ def test_info_reports_classes_splits_events_and_caches(roots, capsys):
     assert main(["info", "--dataset", "sim-gestures", "--root", str(roots["sim-gestures"]),
                  "--cache-dir", str(roots["cache"])]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "official test split" in out
+    assert "split: official test split, val 50% of train per class" in out  # simulated: 1/2
     row = next(line for line in out.splitlines() if line.startswith("circle_cw"))
     assert row.split()[1:] == ["3", "3", "2"]  # 6 train recordings -> 3 + 3 val, 2 test subjects
     assert "events per sample (88 of 88 samples): min" in out
