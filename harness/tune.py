@@ -266,6 +266,11 @@ def main_from_args(args, argv) -> int:
     if seeds != 1:  # a folder tuned with one seed per trial (before --tune-seeds) resumes with 1
         manifest["args"]["tune_seeds"] = seeds
     store = ResultStore(out)
+    stored = store.manifest if store.manifest_path.is_file() else None
+    if isinstance(stored, dict) and stored.get("sweep") == "tune":
+        # the folder's datasets stay listed: another dataset adds its study (`adds_datasets`)
+        before = list(stored.get("args", {}).get("datasets") or [])
+        manifest["args"]["datasets"] = before + [d for d in datasets if d not in before]
     store.check_manifest(manifest)
     check_creatable(out)
     prepare_data(probes, abs_path(args.root), abs_path(args.cache_dir))  # data present: exit 2

@@ -186,6 +186,42 @@ def test_local_tuning_averages_the_seeds_stores_each_run_once_and_resumes(data_e
         os.environ.pop("HSD_FAKE_COUNTER", None)
 
 
+def test_a_tuning_folder_takes_another_datasets_study(data_env, tmp_path):
+    """One folder, one method's tuning: a later command with another dataset adds that dataset's
+    study (its own Optuna study) beside the stored one, keeps the stored best, and either dataset
+    alone resumes afterwards."""
+    out = tmp_path / "t"
+    base = ["--tune", "--methods", "fake", "--executor", "local", "--trials", "1", "--T", "3"]
+    base += ["--no-progress", "--out", str(out)]
+    assert R.main([*base, "--datasets", "n-digits"]) == 0
+    assert R.main([*base, "--datasets", "sim-gestures"]) == 0
+    assert json.loads((out / "sweep.json").read_text())["args"]["datasets"] == [
+        "n-digits",
+        "sim-gestures",
+    ]
+    assert set(json.loads((out / "best_params.json").read_text())["best"]) == {
+        "n-digits",
+        "sim-gestures",
+    }
+    for ds in ("n-digits", "sim-gestures"):
+        assert [t.state.name for t in _study(out, f"fake-{ds}").trials] == ["COMPLETE"]
+    rows = len(read_rows(out))
+    assert R.main([*base, "--datasets", "n-digits"]) == 0  # resumes: nothing left to run
+    assert len(read_rows(out)) == rows
+
+
+def test_only_a_tuning_folder_takes_more_datasets():
+    from harness.common.manifest import adds_datasets
+
+    tune = {"sweep": "tune", "args": {"datasets": ["a"], "method": "tet", "T": None}}
+    more = {**tune, "args": {**tune["args"], "datasets": ["a", "b"]}}
+    assert adds_datasets(tune, more)
+    assert not adds_datasets(more, tune)  # fewer
+    assert not adds_datasets(tune, {**more, "args": {**more["args"], "method": "hsd"}})
+    sweep = {"sweep": "latency", "args": tune["args"]}
+    assert not adds_datasets(sweep, {**sweep, "args": more["args"]})  # a sweep's grid is fixed
+
+
 def test_a_second_method_into_the_same_folder_exits_2(data_env, tmp_path, capsys):
     out = tmp_path / "t"
     ResultStore.open(out, TU_manifest("fake"), lock=False).close()

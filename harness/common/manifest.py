@@ -1,7 +1,8 @@
 """A sweep folder's manifest (`sweep.json`): which sweep and grid arguments the folder holds.
 
-Resuming a sweep in a folder needs the same manifest, with one exception: more seeds
-(`adds_seeds`), since seeds 0..n-1 of the larger grid are the runs already stored.
+Resuming a sweep in a folder needs the same manifest, with two exceptions: more seeds
+(`adds_seeds`), since seeds 0..n-1 of the larger grid are the runs already stored, and a tuning
+folder taking another dataset (`adds_datasets`), since each dataset is its own study.
 """
 
 from __future__ import annotations
@@ -34,6 +35,25 @@ def adds_seeds(have: Any, wanted: Any) -> bool:
         return {**m, "args": {k: v for k, v in m["args"].items() if k != "seeds"}}
 
     return seeds[1] > seeds[0] and without_seeds(have) == without_seeds(wanted)
+
+
+def adds_datasets(have: Any, wanted: Any) -> bool:
+    """True when `wanted` is the stored tuning (sweep "tune") with more datasets: a tuning folder
+    holds one method's studies, one per dataset (study ``<method>-<dataset>``), so another dataset
+    adds a study beside the stored ones and changes none of them."""
+    if not (isinstance(have, dict) and isinstance(wanted, dict)) or have.get("sweep") != "tune":
+        return False
+    have_args, wanted_args = have.get("args"), wanted.get("args")
+    if not (isinstance(have_args, dict) and isinstance(wanted_args, dict)):
+        return False
+    stored, requested = have_args.get("datasets"), wanted_args.get("datasets")
+    if not (isinstance(stored, list) and isinstance(requested, list)):
+        return False
+
+    def without_datasets(m: dict) -> dict:
+        return {**m, "args": {k: v for k, v in m["args"].items() if k != "datasets"}}
+
+    return set(stored) < set(requested) and without_datasets(have) == without_datasets(wanted)
 
 
 def describe_difference(have: Any, wanted: Any) -> str:

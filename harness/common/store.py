@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.common.manifest import adds_seeds, canonical, describe_difference
+from harness.common.manifest import adds_datasets, adds_seeds, canonical, describe_difference
 from harness.common.row_schema import TERMINAL_STATUSES, jsonable, row_problem
 from harness.common.store_errors import StoreError, fs_error
 
@@ -237,7 +237,7 @@ class ResultStore:
                 )
             return
         have, wanted = self.manifest, canonical(manifest)
-        if have != wanted and not adds_seeds(have, wanted):
+        if have != wanted and not (adds_seeds(have, wanted) or adds_datasets(have, wanted)):
             diff = describe_difference(have, wanted)
             raise StoreError(
                 f"{self.out_dir} already holds a different sweep ({diff}). Resuming only works with "
@@ -265,7 +265,7 @@ class ResultStore:
             from harness.common.lock import SweepLock
 
             self._lock = SweepLock(self.out_dir).acquire()
-        if self.manifest != canonical(manifest):  # more seeds (adds_seeds): it now holds them all
+        if self.manifest != canonical(manifest):  # more seeds or tuned datasets: it holds them all
             self._replace_manifest(canonical(manifest))
         try:
             self._finished = None
