@@ -49,7 +49,7 @@ from hsd.presets import BASE, only
 
 # The teacher is trained with HSD's ANN pre-training recipe, its weight decay included (the shared
 # 5e-4, or HSD's smoke value from its study; the student uses TET's optimiser without decay); λ
-# and τ are HSD's. The shared decay comes back after TET's layer, which sets none.
+# and τ are HSD's. The shared decay is laid again over TET's layer, which sets the student's own.
 TEACHER_PRESETS = [
     only(BASE, "weight_decay"),
     only(HYBRID_PRESETS, "L", "pre_epochs", "pre_lr", "weight_decay"),
