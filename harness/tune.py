@@ -266,7 +266,7 @@ def main_from_args(args, argv) -> int:
     if seeds != 1:  # a folder tuned with one seed per trial (before --tune-seeds) resumes with 1
         manifest["args"]["tune_seeds"] = seeds
     store = ResultStore(out)
-    stored = store.manifest if store.manifest_path.is_file() else None
+    stored = store.manifest  # None for a new folder
     if isinstance(stored, dict) and stored.get("sweep") == "tune":
         # the folder's datasets stay listed: another dataset adds its study (`adds_datasets`)
         before = list(stored.get("args", {}).get("datasets") or [])
