@@ -171,11 +171,12 @@ def test_train_cli_refuses_a_bad_option_value_with_exit_2(data_env, tmp_path):
 
 def test_run_ids_of_the_committed_stores_do_not_move():
     """Every training run of a committed store is planned, with the same run id, by the sweep that
-    made it (`results/latency-smoke`: the latency sweep; `results/latency-smoke-5seeds`: the same
-    with `--seeds 5`; `results/all-smoke`, when committed: all of them): stored rows stay keyed on
-    their configs."""
+    made it (`results/latency-smoke` and its rerun on another CPU, `results/latency-smoke-xeon`:
+    the latency sweep; `results/latency-smoke-5seeds`: the same with `--seeds 5`;
+    `results/all-smoke`, when committed: all of them): stored rows stay keyed on their configs."""
     stores = {
         "latency-smoke": (["latency"], 3),
+        "latency-smoke-xeon": (["latency"], 3),
         "latency-smoke-5seeds": (["latency"], 5),
         "all-smoke": ([n for n in S.SWEEPS if S.SWEEPS[n].trains], 3),
     }
