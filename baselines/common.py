@@ -84,7 +84,7 @@ def optimizer_for(cfg: RunConfig, params, name: str) -> torch.optim.Optimizer:
     """With HT the fine-tuning optimiser is HSD's (Adam, no weight decay); else the method's."""
     if cfg.option("ht", False):
         return make_optimizer("adam", params, cfg.lr, 0.0)
-    return make_optimizer(name, params, cfg.lr, cfg.weight_decay)
+    return make_optimizer(name, params, cfg.lr, cfg.weight_decay, cfg.adam_decay)
 
 
 def train_and_test(

@@ -84,7 +84,7 @@ class DTS(Baseline):
 
     def run(self, cfg: RunConfig, ctx: RunContext) -> Evaluation:
         model = fresh_snn(cfg, ctx)
-        opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)
+        opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay, cfg.adam_decay)
         return train_and_test(
             cfg,
             ctx,

@@ -152,7 +152,7 @@ class TCJAMethod(Baseline):
         model = fresh_snn(
             cfg, ctx, block_extra=tcja_blocks(ctx.data.spec.arch, cfg.T), neuron=tcja_neuron(cfg)
         )
-        opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)
+        opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay, cfg.adam_decay)
         kind = cfg.option("loss")
         ctx.info["causal"] = False
         return train_and_test(

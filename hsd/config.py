@@ -20,6 +20,15 @@ from hsd.presets import PROFILES
 # Implemented in hsd.data.augment, named here so a config validates without importing the
 # data layer (tonic, scikit-learn, ...).
 AUGMENTATIONS = ("none", "flip_roll", "roll", "nda")
+# How Adam applies weight decay (`hsd.engine.make_optimizer`): "decoupled" shrinks each weight by
+# lr x weight_decay per step (AdamW, Loshchilov & Hutter, "Decoupled Weight Decay
+# Regularization"); "coupled" adds weight_decay x w to the gradient before Adam normalises it
+# (torch.optim.Adam's weight_decay, the authors' code). SGD's decay is the coupled L2 either way.
+ADAM_DECAYS = ("decoupled", "coupled")
+# Fields added after run ids were first published, with the value that leaves them out of the id,
+# so that every run id planned before them stays. Stored runs that the new field changes carry no
+# such column: Adam with a weight decay above 0 decayed coupled before `adam_decay` existed.
+ID_NEUTRAL = {"adam_decay": "decoupled"}
 
 
 class ConfigError(ValueError):
@@ -47,6 +56,7 @@ class RunConfig:
     lr: float | None = None
     pre_lr: float | None = None
     weight_decay: float | None = None
+    adam_decay: str | None = None  # one of ADAM_DECAYS
     size: int | None = None  # input frames are resized to size x size
     width: float | None = None  # channel width multiplier of the architecture
     dropout: float | None = None  # SNN-5's classifier dropout (VGG-SNN has none: left unset)
@@ -86,7 +96,11 @@ class RunConfig:
 
     def run_id(self) -> str:
         """Stable short hash of the config (resolve it first so defaults are part of the id)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        d = self.to_dict()
+        for name, neutral in ID_NEUTRAL.items():
+            if d[name] in (None, neutral):
+                del d[name]
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -134,6 +148,11 @@ def validate(cfg: RunConfig) -> None:
         _check(cfg.width > 0, f"width must be > 0, got {cfg.width!r}")
     if cfg.dropout is not None:
         _check(0.0 <= cfg.dropout < 1.0, f"dropout must be in [0, 1), got {cfg.dropout!r}")
+    if cfg.adam_decay is not None:
+        _check(
+            cfg.adam_decay in ADAM_DECAYS,
+            f"unknown adam_decay {cfg.adam_decay!r}; valid: {', '.join(ADAM_DECAYS)}",
+        )
     if cfg.augment is not None:
         _check(
             cfg.augment in AUGMENTATIONS,

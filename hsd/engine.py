@@ -284,12 +284,25 @@ def validate(
 # -- optimisation recipe pieces ---------------------------------------------------------------
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """The paper's optimisers: SGD (momentum 0.9) for ANN pre-training, Adam elsewhere."""
+def make_optimizer(
+    name: str, params, lr: float, weight_decay: float, adam_decay: str = "decoupled"
+) -> torch.optim.Optimizer:
+    """The paper's optimisers: SGD (momentum 0.9) for ANN pre-training, Adam elsewhere.
+
+    `adam_decay` (`hsd.config.ADAM_DECAYS`) says how Adam applies weight decay. Coupled, Adam
+    normalises the decay term with the gradient, so a weight whose gradient is (near) zero, as
+    behind a silent spiking layer, moves by about lr per step towards 0 whatever the decay's size,
+    and the layers after it fall silent too. Decoupled, it shrinks by the factor
+    1 - lr x weight_decay per step. With weight decay 0 the two are the same optimiser."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        decoupled = adam_decay == "decoupled"
+        if not decoupled and adam_decay != "coupled":
+            raise ValueError(f"unknown adam_decay {adam_decay!r}; valid: decoupled, coupled")
+        return torch.optim.Adam(
+            params, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled
+        )
     raise ValueError(f"unknown optimizer {name!r}; valid: sgd, adam")
 
 

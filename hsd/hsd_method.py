@@ -171,7 +171,13 @@ class HSD(Method):
                 snn,
                 # Fine-tuning the converted SNN: Adam without weight decay (paper); from scratch:
                 # HSD's weight decay (see SCRATCH_PRESETS).
-                make_optimizer("adam", snn.parameters(), cfg.lr, 0.0 if ht else cfg.weight_decay),
+                make_optimizer(
+                    "adam",
+                    snn.parameters(),
+                    cfg.lr,
+                    0.0 if ht else cfg.weight_decay,
+                    cfg.adam_decay,
+                ),
                 cfg.epochs,
                 train,
                 val,

@@ -87,7 +87,7 @@ def check_converted_neuron(cfg: RunConfig) -> None:
 
 def pre_optimizer(cfg: RunConfig, spec: Any, params) -> torch.optim.Optimizer:
     name = "adam" if spec.arch == "snn5" else "sgd"
-    return make_optimizer(name, params, cfg.pre_lr, cfg.weight_decay)
+    return make_optimizer(name, params, cfg.pre_lr, cfg.weight_decay, cfg.adam_decay)
 
 
 def ann_loss(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -307,7 +307,10 @@ def normalise(
 # its authors' setting; HSD's VGG pre-training), with a factor 3 to spare at both ends.
 # Weight decay, log-uniform: it holds the 5e-4 of SLTT and of HSD's ANN pre-training; the Adam
 # recipes' 0 cannot sit on a log scale, and 1e-6 (the low end) is as good as none over a few
-# hundred steps (each step shrinks a weight by lr x 1e-6, about 3e-9 at 3e-3).
+# thousand steps because Adam's decay is decoupled (`RunConfig.adam_decay`): each step shrinks a
+# weight by the factor 1 - lr x 1e-6. Coupled, as torch's Adam applies it, even 1e-6 moves a weight
+# without gradient by about lr per step: every TCJA trial of the sim-gestures studies made with it
+# ended at chance (results/tuning/README.md).
 BASE_SPACE: Mapping[str, Param] = {
     "lr": Float(1e-4, 0.3, log=True),
     "weight_decay": Float(1e-6, 1e-2, log=True),

@@ -79,7 +79,9 @@ SMOKE_WIDTH = Per(vgg=0.125, snn5=0.25)
 SMOKE_ADAM_LR = 3e-3
 
 BASE: Preset = {
-    "any": {"weight_decay": 5e-4},
+    # Adam's weight decay decoupled from its gradient normalisation (`hsd.engine.make_optimizer`):
+    # coupled, any decay the tuning draws silences small SNNs, so a tuned decay would mean nothing.
+    "any": {"weight_decay": 5e-4, "adam_decay": "decoupled"},
     "paper": {
         "size": Per(vgg=48, snn5=128),
         "width": 1.0,

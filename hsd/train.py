@@ -31,6 +31,7 @@ FIELDS = {  # CLI flag -> (RunConfig field, type)
     "lr": float,
     "pre_lr": float,
     "weight_decay": float,
+    "adam_decay": str,
     "size": int,
     "width": float,
     "dropout": float,

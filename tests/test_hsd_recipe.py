@@ -157,13 +157,13 @@ def test_ann_loss_both_forms_by_hand():
 @pytest.mark.slow
 def test_no_ht_student_is_the_lif_baseline_with_weight_decay(dirs, monkeypatch):
     """Without HT, the student is built with the TET LIF neuron and trained by Adam with the
-    config's weight decay; the HT student by Adam without it."""
+    config's weight decay, decoupled; the HT student by Adam without it."""
     seen = {}
     real_opt = hsd_method.make_optimizer
 
-    def spy_opt(name, params, lr, wd):
-        seen.setdefault("opt", []).append((name, lr, wd))
-        return real_opt(name, params, lr, wd)
+    def spy_opt(name, params, lr, wd, adam_decay):
+        seen.setdefault("opt", []).append((name, lr, wd, adam_decay))
+        return real_opt(name, params, lr, wd, adam_decay)
 
     monkeypatch.setattr(hsd_method, "make_optimizer", spy_opt)
     opts = {"ht": False, "distill": "none"}
@@ -171,7 +171,7 @@ def test_no_ht_student_is_the_lif_baseline_with_weight_decay(dirs, monkeypatch):
     rows = execute(cfg, **dirs, device="cpu")
     preset = resolve(cfg)  # the weight decay and τ of HSD's smoke preset
     assert rows[0]["neuron"] == "lif" and rows[0]["opt_ht"] is False
-    assert seen["opt"] == [("adam", SMOKE_ADAM_LR, preset.weight_decay)]
+    assert seen["opt"] == [("adam", SMOKE_ADAM_LR, preset.weight_decay, "decoupled")]
     assert rows[0]["opt_kl_reduction"] == "classmean" and rows[0]["tau"] == preset.tau
 
 
