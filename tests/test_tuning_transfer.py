@@ -48,4 +48,7 @@ def test_points_pair_on_every_parameter_and_ranks_cross(tool, tmp_path):
     row = tool.table(low, high).splitlines()[-1]
     # ranks low 0.5 < 0.6 < 0.7 against high 0.8 < 0.9 > 0.85: rho = 0.5; low's best is 2nd at
     # high, high's best 2nd at low
-    assert row == "| tet | n-digits | 3 | +0.50 | 2 | 2 | 70.0 | 90.0 |"
+    # changes +30, +15, +30: mean +25, t interval ±4.303 x 5 (n = 3)
+    assert row == "| tet | n-digits | 3 | +0.50 | 2 | 2 | 70.0 | 90.0 | +25.0 [+3.5, +46.5] |"
+    header = tool.table(low, high, ("coupled", "decoupled")).splitlines()[0]
+    assert "coupled's best: rank at decoupled" in header and "coupled to decoupled" in header
