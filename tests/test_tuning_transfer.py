@@ -52,3 +52,26 @@ def test_points_pair_on_every_parameter_and_ranks_cross(tool, tmp_path):
     assert row == "| tet | n-digits | 3 | +0.50 | 2 | 2 | 70.0 | 90.0 | +25.0 [+3.5, +46.5] |"
     header = tool.table(low, high, ("coupled", "decoupled")).splitlines()[0]
     assert "coupled's best: rank at decoupled" in header and "coupled to decoupled" in header
+
+
+def test_a_study_whose_points_all_score_alike_has_no_rank_correlation(tool, tmp_path):
+    low, high = tmp_path / "low", tmp_path / "high"
+    _study(
+        low,
+        [
+            "0,COMPLETE,0.10,0.001,0.0001",
+            "1,COMPLETE,0.10,0.003,0.0001",
+            "2,COMPLETE,0.10,0.01,0.0001",
+        ],
+    )
+    _study(
+        high,
+        [
+            "0,COMPLETE,0.80,0.001,0.0001",
+            "1,COMPLETE,0.90,0.003,0.0001",
+            "2,COMPLETE,0.70,0.01,0.0001",
+        ],
+    )
+    row = tool.table(low, high).splitlines()[-1]
+    assert row.startswith("| tet | n-digits | 3 | n/a | ")
+    assert row.endswith("| 10.0 | 90.0 | +70.0 [+45.2, +94.8] |")

@@ -65,11 +65,17 @@ def table(low_dir: Path, high_dir: Path, labels: tuple[str, str] = ("low", "high
             both = paired(low, high)
             if len(both) < 3:
                 continue
-            rho = spearmanr(both["value_low"], both["value_high"]).statistic
+            constant = min(both["value_low"].nunique(), both["value_high"].nunique()) < 2
+            # one study's points all alike (all at chance, say): no ranks to correlate
+            rho = (
+                "n/a"
+                if constant
+                else f"{spearmanr(both['value_low'], both['value_high']).statistic:+.2f}"
+            )
             best_low, best_high = both["value_low"].idxmax(), both["value_high"].idxmax()
             change = mean_ci(100 * (both["value_high"] - both["value_low"]).to_numpy())
             lines.append(
-                f"| {method} | {ds} | {len(both)} | {rho:+.2f} | "
+                f"| {method} | {ds} | {len(both)} | {rho} | "
                 f"{_rank(both['value_high'], best_low)} | {_rank(both['value_low'], best_high)} | "
                 f"{100 * both['value_low'].max():.1f} | {100 * both['value_high'].max():.1f} | "
                 f"{change.mean:+.1f} [{change.low:+.1f}, {change.high:+.1f}] |"
