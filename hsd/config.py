@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hsd.presets import PROFILES
+from hsd.presets import BASE, PROFILES
 
 # Implemented in hsd.data.augment, named here so a config validates without importing the
 # data layer (tonic, scikit-learn, ...).
@@ -25,10 +25,11 @@ AUGMENTATIONS = ("none", "flip_roll", "roll", "nda")
 # Regularization"); "coupled" adds weight_decay x w to the gradient before Adam normalises it
 # (torch.optim.Adam's weight_decay, the authors' code). SGD's decay is the coupled L2 either way.
 ADAM_DECAYS = ("decoupled", "coupled")
+DEFAULT_ADAM_DECAY = BASE["any"]["adam_decay"]
 # Fields added after run ids were first published, with the value that leaves them out of the id,
 # so that every run id planned before them stays. Stored runs that the new field changes carry no
 # such column: Adam with a weight decay above 0 decayed coupled before `adam_decay` existed.
-ID_NEUTRAL = {"adam_decay": "decoupled"}
+ID_NEUTRAL = {"adam_decay": DEFAULT_ADAM_DECAY}
 
 
 class ConfigError(ValueError):

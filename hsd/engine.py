@@ -28,6 +28,7 @@ from spikingjelly.activation_based import functional
 from torch import nn
 
 from hsd import metrics
+from hsd.config import ADAM_DECAYS, DEFAULT_ADAM_DECAY
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -285,7 +286,7 @@ def validate(
 
 
 def make_optimizer(
-    name: str, params, lr: float, weight_decay: float, adam_decay: str = "decoupled"
+    name: str, params, lr: float, weight_decay: float, adam_decay: str = DEFAULT_ADAM_DECAY
 ) -> torch.optim.Optimizer:
     """The paper's optimisers: SGD (momentum 0.9) for ANN pre-training, Adam elsewhere.
 
@@ -297,9 +298,9 @@ def make_optimizer(
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adam":
+        if adam_decay not in ADAM_DECAYS:
+            raise ValueError(f"unknown adam_decay {adam_decay!r}; valid: {', '.join(ADAM_DECAYS)}")
         decoupled = adam_decay == "decoupled"
-        if not decoupled and adam_decay != "coupled":
-            raise ValueError(f"unknown adam_decay {adam_decay!r}; valid: decoupled, coupled")
         return torch.optim.Adam(
             params, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled
         )

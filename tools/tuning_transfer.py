@@ -85,8 +85,8 @@ def table(low_dir: Path, high_dir: Path, labels: tuple[str, str] = ("low", "high
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("low", type=Path, help="the studies at fewer epochs (results/tuning)")
-    ap.add_argument("high", type=Path, help="the same studies at the default's epochs")
+    ap.add_argument("low", type=Path, help="the first studies (results/tuning: fewer epochs)")
+    ap.add_argument("high", type=Path, help="the same studies made again (results/tuning/...)")
     ap.add_argument(
         "--labels", default="low,high", help="names of the two folders in the header (a,b)"
     )
