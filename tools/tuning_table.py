@@ -67,8 +67,9 @@ def choice(tuning: Path, against: Path | None = None) -> str:
     name = "hand-set" if against is None else "preset"
     rows = runs_at_T(against or tuning / "hand-set")
     lines = [
-        f"| method | set | study's best val (%) | {name} val, same seeds (%) | smoke preset |",
-        "|---|---|---:|---:|---|",
+        f"| method | set | study's best val (%) | {name} val, same seeds (%) | smoke preset | "
+        "study's best point |",
+        "|---|---|---:|---:|---|---|",
     ]
     for method in METHODS:
         path = tuning / method / "best_params.json"
@@ -84,7 +85,10 @@ def choice(tuning: Path, against: Path | None = None) -> str:
                 continue
             tuned_val, hand_val = 100 * best["val_acc"], 100 * float(hand.mean())
             pick = f"tuned (trial {best['trial']})" if tuned_val > hand_val else name
-            lines.append(f"| {method} | {ds} | {tuned_val:.1f} | {hand_val:.1f} | {pick} |")
+            point = {k: v for k, v in best.items() if k not in ("T", "trial", "val_acc")}
+            lines.append(
+                f"| {method} | {ds} | {tuned_val:.1f} | {hand_val:.1f} | {pick} | {_recipe(point)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
