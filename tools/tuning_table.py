@@ -3,14 +3,15 @@ recipe against the committed one on both simulated sets, with validation and tes
 
     python tools/tuning_table.py choice results/tuning                      # before the presets
     python tools/tuning_table.py compare results/tuning results/tuning/tuned   # after
-    python tools/tuning_table.py choice results/tuning/default-epochs --against results/latency-smoke
+    python tools/tuning_table.py choice results/tuning/default-epochs \
+        --against results/tuning/presets-decoupled   # the presets run as the studies ran
 
 The choice: a study's best point against the hand-set recipe, on the same validation split and the
 same tuning seeds (0..N-1 of the study, read from the hand-set store): the higher mean validation
 accuracy becomes the smoke preset, so the hand-set recipe is always a candidate and no method is
 handed a tuned recipe worse than its own default. With ``--against STORE`` the candidate is the
-recipe that store ran instead (studies made at the default's epochs against the default's store:
-the presets it holds at the same epochs).
+recipe that store ran instead (studies made at the default's epochs against the presets run at the
+same epochs, seeds, decay form and machine). Each row also shows the study's best point.
 
 Reads the studies' `best_params.json` (results/tuning/<method>/), the store of the hand-set recipes
 (results/tuning/hand-set: the latency sweep at T = 5 before the tuned values became the presets)
